@@ -1,0 +1,3 @@
+//! Leaf helpers shared by every layer.
+
+pub mod secret;
