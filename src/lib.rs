@@ -4,6 +4,11 @@
 //! command) → `layout`, `pg`, `compression`, `storage` → `util`. `config` turns flags, environment
 //! and the config file into typed settings once, at start-up.
 
+pub mod cli;
 pub mod compression;
+pub mod config;
+pub mod layout;
+pub mod ops;
+pub mod pg;
 pub mod storage;
 pub mod util;

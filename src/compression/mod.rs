@@ -146,14 +146,20 @@ impl<W: Write> Write for Encoder<W> {
 }
 
 /// Starts an encoder writing into `inner`.
-pub fn encoder<W: Write + Send + 'static>(settings: CompressionSettings, inner: W) -> io::Result<Encoder<W>> {
+pub fn encoder<W: Write + Send + 'static>(
+    settings: CompressionSettings,
+    inner: W,
+) -> io::Result<Encoder<W>> {
     let _ = settings;
     Ok(Encoder { inner })
 }
 
 /// Wraps `inner` in the decoder. A truncated or corrupt stream is an `InvalidData` or
 /// `UnexpectedEof` error, never a silent short read.
-pub fn decoder<R: Read + Send + 'static>(decoder: Decoder, inner: R) -> io::Result<Box<dyn Read + Send>> {
+pub fn decoder<R: Read + Send + 'static>(
+    decoder: Decoder,
+    inner: R,
+) -> io::Result<Box<dyn Read + Send>> {
     let _ = decoder;
     Ok(Box::new(inner))
 }

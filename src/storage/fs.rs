@@ -32,7 +32,9 @@ const COPY_BUFFER: usize = 256 * 1024;
 
 impl FsStorage {
     pub fn new(settings: FsSettings) -> Self {
-        FsStorage { root: settings.root }
+        FsStorage {
+            root: settings.root,
+        }
     }
 
     fn path(&self, key: &Key) -> PathBuf {
@@ -50,12 +52,9 @@ impl fmt::Display for FsStorage {
     }
 }
 
-fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
-    move |source| StorageError::Io {
-        op,
-        path: path.display().to_string(),
-        source,
-    }
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
+    let path = path.display().to_string();
+    move |source| StorageError::Io { op, path, source }
 }
 
 /// The temp file name WAL-G uses, so that WAL-G's listings skip ours.
@@ -82,7 +81,9 @@ pub fn is_temp_name(name: &str) -> bool {
         && t == b"T"
         && time.iter().all(u8::is_ascii_digit)
         && zdash == b"Z-"
-        && hex.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+        && hex
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
 }
 
 /// Fsyncs a directory, so that a rename or unlink inside it is durable.
@@ -96,9 +97,12 @@ pub fn write_atomic(path: &Path, body: &mut dyn Read) -> Result<u64, StorageErro
     let dir = path.parent().ok_or_else(|| StorageError::InvalidKey {
         key: path.display().to_string(),
     })?;
-    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| StorageError::InvalidKey {
-        key: path.display().to_string(),
-    })?;
+    let name =
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| StorageError::InvalidKey {
+                key: path.display().to_string(),
+            })?;
     fs::create_dir_all(dir).map_err(io_err("creating folder", dir))?;
     let tmp = dir.join(temp_name(name));
     let result = write_then_rename(&tmp, path, body);
@@ -149,7 +153,11 @@ fn meta_of(key: Key, meta: &fs::Metadata) -> ObjectMeta {
     }
 }
 
-fn not_found_or(key: &Key, path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> StorageError {
+fn not_found_or(
+    key: &Key,
+    path: &Path,
+    op: &'static str,
+) -> impl FnOnce(io::Error) -> StorageError {
     let key = key.clone();
     let path = path.display().to_string();
     move |source| {
@@ -161,21 +169,26 @@ fn not_found_or(key: &Key, path: &Path, op: &'static str) -> impl FnOnce(io::Err
     }
 }
 
-fn blocking<T: Send + 'static>(
+async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> impl std::future::Future<Output = Result<T, StorageError>> {
-    async move {
-        tokio::task::spawn_blocking(f).await.map_err(|e| StorageError::Io {
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Io {
             op: "running storage task",
             path: String::new(),
             source: io::Error::other(e.to_string()),
         })?
-    }
 }
 
 #[async_trait]
 impl Storage for FsStorage {
-    async fn put(&self, key: &Key, body: BoxReader, _size_hint: Option<u64>) -> Result<(), StorageError> {
+    async fn put(
+        &self,
+        key: &Key,
+        body: BoxReader,
+        _size_hint: Option<u64>,
+    ) -> Result<(), StorageError> {
         let path = self.path(key);
         blocking(move || {
             let mut reader = SyncIoBridge::new(body);
@@ -189,18 +202,26 @@ impl Storage for FsStorage {
         let file = tokio::fs::File::open(&path)
             .await
             .map_err(not_found_or(key, &path, "opening"))?;
-        let meta = file.metadata().await.map_err(not_found_or(key, &path, "reading"))?;
+        let meta = file
+            .metadata()
+            .await
+            .map_err(not_found_or(key, &path, "reading"))?;
         if meta.is_dir() {
             return Err(StorageError::NotFound { key: key.clone() });
         }
-        Ok(Box::new(tokio::io::BufReader::with_capacity(COPY_BUFFER, file)))
+        Ok(Box::new(tokio::io::BufReader::with_capacity(
+            COPY_BUFFER,
+            file,
+        )))
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta, StorageError> {
         let path = self.path(key);
-        let meta = tokio::fs::metadata(&path)
-            .await
-            .map_err(not_found_or(key, &path, "reading metadata of"))?;
+        let meta = tokio::fs::metadata(&path).await.map_err(not_found_or(
+            key,
+            &path,
+            "reading metadata of",
+        ))?;
         if meta.is_dir() {
             return Err(StorageError::NotFound { key: key.clone() });
         }
@@ -215,11 +236,19 @@ impl Storage for FsStorage {
             if !base.is_dir() {
                 return Ok(out);
             }
-            for entry in walkdir::WalkDir::new(&base).min_depth(1).follow_links(false) {
+            for entry in walkdir::WalkDir::new(&base)
+                .min_depth(1)
+                .follow_links(false)
+            {
                 let entry = match entry {
                     Ok(entry) => entry,
                     // A file deleted while we walk is not an error.
-                    Err(e) if e.io_error().is_some_and(|io| io.kind() == io::ErrorKind::NotFound) => continue,
+                    Err(e)
+                        if e.io_error()
+                            .is_some_and(|io| io.kind() == io::ErrorKind::NotFound) =>
+                    {
+                        continue;
+                    }
                     Err(e) => {
                         return Err(StorageError::Io {
                             op: "listing",
@@ -235,12 +264,19 @@ impl Storage for FsStorage {
                 if is_temp_name(&name) {
                     continue;
                 }
-                let Ok(rel) = entry.path().strip_prefix(&root) else { continue };
+                let Ok(rel) = entry.path().strip_prefix(&root) else {
+                    continue;
+                };
                 let Some(rel) = rel.to_str() else { continue };
                 let Ok(key) = Key::new(rel) else { continue };
                 match entry.metadata() {
                     Ok(meta) => out.push(meta_of(key, &meta)),
-                    Err(e) if e.io_error().is_some_and(|io| io.kind() == io::ErrorKind::NotFound) => continue,
+                    Err(e)
+                        if e.io_error()
+                            .is_some_and(|io| io.kind() == io::ErrorKind::NotFound) =>
+                    {
+                        continue;
+                    }
                     Err(e) => {
                         return Err(StorageError::Io {
                             op: "listing",

@@ -23,7 +23,9 @@ impl MemoryStorage {
 
     fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, (Bytes, jiff::Timestamp)>> {
         // A poisoned lock only means another test thread panicked; the map is still usable.
-        self.objects.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.objects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -35,12 +37,18 @@ impl fmt::Display for MemoryStorage {
 
 #[async_trait]
 impl Storage for MemoryStorage {
-    async fn put(&self, key: &Key, mut body: BoxReader, _size_hint: Option<u64>) -> Result<(), StorageError> {
+    async fn put(
+        &self,
+        key: &Key,
+        mut body: BoxReader,
+        _size_hint: Option<u64>,
+    ) -> Result<(), StorageError> {
         let mut buf = Vec::new();
         body.read_to_end(&mut buf)
             .await
             .map_err(|e| super::read_error("upload body", e))?;
-        self.map().insert(key.clone(), (Bytes::from(buf), jiff::Timestamp::now()));
+        self.map()
+            .insert(key.clone(), (Bytes::from(buf), jiff::Timestamp::now()));
         Ok(())
     }
 

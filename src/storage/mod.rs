@@ -31,7 +31,9 @@ impl Key {
         }
         for segment in trimmed.split('/') {
             if segment.is_empty() || segment == "." || segment == ".." || segment.contains('\0') {
-                return Err(StorageError::InvalidKey { key: raw.to_string() });
+                return Err(StorageError::InvalidKey {
+                    key: raw.to_string(),
+                });
             }
         }
         Ok(Key(trimmed.to_string()))
@@ -149,7 +151,12 @@ impl StorageError {
 pub trait Storage: fmt::Debug + fmt::Display + Send + Sync + 'static {
     /// Stores everything `body` yields at `key`, replacing any existing object.
     /// `size_hint` is the exact body length when the caller knows it.
-    async fn put(&self, key: &Key, body: BoxReader, size_hint: Option<u64>) -> Result<(), StorageError>;
+    async fn put(
+        &self,
+        key: &Key,
+        body: BoxReader,
+        size_hint: Option<u64>,
+    ) -> Result<(), StorageError>;
 
     /// Streams the object's bytes.
     async fn get(&self, key: &Key) -> Result<BoxReader, StorageError>;
@@ -170,7 +177,8 @@ pub trait StorageExt: Storage {
     /// Stores a byte buffer.
     async fn put_bytes(&self, key: &Key, body: Bytes) -> Result<(), StorageError> {
         let len = body.len() as u64;
-        self.put(key, Box::new(std::io::Cursor::new(body)), Some(len)).await
+        self.put(key, Box::new(std::io::Cursor::new(body)), Some(len))
+            .await
     }
 
     /// Reads a whole (small) object into memory.
@@ -178,7 +186,10 @@ pub trait StorageExt: Storage {
         use tokio::io::AsyncReadExt;
         let mut reader = self.get(key).await?;
         let mut buf = Vec::new();
-        reader.read_to_end(&mut buf).await.map_err(|e| read_error(key.as_str(), e))?;
+        reader
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| read_error(key.as_str(), e))?;
         Ok(Bytes::from(buf))
     }
 
@@ -199,11 +210,14 @@ impl<T: Storage + ?Sized> StorageExt for T {}
 /// Backends report body failures as `io::Error`s that wrap a [`StorageError`]; those keep their
 /// meaning (an S3 stream that stalled is `Unavailable`), anything else is a local I/O error.
 pub fn read_error(what: &str, err: std::io::Error) -> StorageError {
-    if err.get_ref().is_some_and(|inner| inner.is::<StorageError>()) {
-        if let Some(inner) = err.into_inner() {
-            if let Ok(storage) = inner.downcast::<StorageError>() {
-                return *storage;
-            }
+    if err
+        .get_ref()
+        .is_some_and(|inner| inner.is::<StorageError>())
+    {
+        if let Some(inner) = err.into_inner()
+            && let Ok(storage) = inner.downcast::<StorageError>()
+        {
+            return *storage;
         }
         return StorageError::Io {
             op: "reading",
@@ -226,7 +240,8 @@ pub fn into_io(err: StorageError) -> std::io::Error {
 
 /// Finds a [`StorageError`] carried inside an `io::Error`, if there is one.
 pub fn storage_error_in(err: &std::io::Error) -> Option<&StorageError> {
-    err.get_ref().and_then(|inner| inner.downcast_ref::<StorageError>())
+    err.get_ref()
+        .and_then(|inner| inner.downcast_ref::<StorageError>())
 }
 
 /// Which backend to build, with its resolved settings.
@@ -257,7 +272,10 @@ mod tests {
         assert!(Key::new("a/../b").is_err());
         assert!(Key::new("./a").is_err());
         assert!(Key::new("").unwrap().is_root());
-        assert_eq!(Key::new("a").unwrap().join("b/c").unwrap().as_str(), "a/b/c");
+        assert_eq!(
+            Key::new("a").unwrap().join("b/c").unwrap().as_str(),
+            "a/b/c"
+        );
         assert_eq!(Key::root().join("x").unwrap().as_str(), "x");
         assert_eq!(Key::new("a/b/c.lz4").unwrap().file_name(), "c.lz4");
     }

@@ -94,7 +94,10 @@ impl S3Storage {
         StorageError::Refused {
             op,
             key: key.to_string(),
-            message: format!("S3 backend for bucket '{}' is not available in this build", self.settings.bucket),
+            message: format!(
+                "S3 backend for bucket '{}' is not available in this build",
+                self.settings.bucket
+            ),
         }
     }
 }
@@ -107,7 +110,12 @@ impl fmt::Display for S3Storage {
 
 #[async_trait]
 impl Storage for S3Storage {
-    async fn put(&self, key: &Key, _body: BoxReader, _size_hint: Option<u64>) -> Result<(), StorageError> {
+    async fn put(
+        &self,
+        key: &Key,
+        _body: BoxReader,
+        _size_hint: Option<u64>,
+    ) -> Result<(), StorageError> {
         Err(self.unimplemented("put", key))
     }
     async fn get(&self, key: &Key) -> Result<BoxReader, StorageError> {

@@ -1,3 +1,4 @@
 //! Leaf helpers shared by every layer.
 
+pub mod pipe;
 pub mod secret;

@@ -1,0 +1,44 @@
+//! Exit codes, decided in one place, and the final error message.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | failure (any command), including usage errors, as WAL-G |
+//! | 74 | `wal-fetch`: the file is not in storage (WAL-G's `EX_IOERR`) |
+//! | 200 | `wal-fetch`: the archive could not be read (storage unreachable after retries, a corrupt object, a bad setting): above 125, so PostgreSQL stops recovery instead of taking it for the end of WAL |
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::ops::HintedError;
+
+pub const SUCCESS: u8 = 0;
+pub const FAILURE: u8 = 1;
+pub const WAL_NOT_FOUND: u8 = 74;
+pub const ARCHIVE_UNAVAILABLE: u8 = 200;
+
+/// Prints an error as WAL-G does (`ERROR: <time> <message>`), the cause chain on the same
+/// line, then a `HINT:` line when one is attached.
+pub fn report(err: &anyhow::Error) {
+    let hint = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<HintedError>())
+        .map(|h| h.hint.clone());
+    let message = format!("{err:#}");
+    let level = tracing::Level::ERROR;
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(
+        stderr,
+        "{}: {} {}",
+        super::logging::prefix(level),
+        super::logging::timestamp(),
+        message.replace('\n', " ")
+    );
+    if let Some(hint) = hint {
+        let _ = writeln!(stderr, "HINT: {hint}");
+    }
+}
+
+pub fn code(code: u8) -> ExitCode {
+    ExitCode::from(code)
+}

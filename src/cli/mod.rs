@@ -1,0 +1,274 @@
+//! The command line: arguments, settings resolution, logging, dispatch to `ops`, and exit
+//! codes. The only layer that talks to the user.
+
+pub mod exit;
+pub mod logging;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Arg, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config::registry::{self, Kind};
+use crate::config::{self, RawConfig, Settings};
+use crate::ops::{self, Context};
+use crate::storage;
+
+const VERSION: &str = concat!(
+    "version ",
+    env!("CARGO_PKG_VERSION"),
+    "\t",
+    env!("CARGO_PKG_NAME"),
+    "\t\tPostgreSQL"
+);
+
+/// A WAL-G-compatible backup and WAL archiving tool for PostgreSQL.
+///
+/// Settings come from hidden flags (`--walg-s3-prefix` ...), environment variables
+/// (`WALG_S3_PREFIX` ...) and a JSON config file, in that order; see docs/settings.md.
+#[derive(Debug, Parser)]
+#[command(name = "walg", version = VERSION, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// JSON config file (default: $WALG_CONFIG_PATH, else $HOME/.walg.json)
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Accepted for WAL-G compatibility; has no effect
+    #[arg(long, global = true, hide = true)]
+    turbo: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::enum_variant_names)] // the command names are WAL-G's
+enum Command {
+    /// Archive one WAL file: archive_command = 'walg wal-push %p'
+    ///
+    /// Exits 0 only once the file is durably stored. A `.history` file that is already stored
+    /// with different content is never overwritten (nor any file with
+    /// WALG_PREVENT_WAL_OVERWRITE=true).
+    WalPush {
+        /// Path of the WAL file, as PostgreSQL passes it (%p)
+        wal_filepath: PathBuf,
+    },
+    /// Restore one WAL file: restore_command = 'walg wal-fetch %f %p'
+    ///
+    /// Exit codes: 0 restored; 74 not in storage; 200 the archive could not be read (storage
+    /// unreachable after retries, a corrupt object, a bad setting), which makes PostgreSQL
+    /// stop recovery instead of ending it early.
+    WalFetch {
+        /// Name of the WAL file (%f)
+        wal_name: String,
+        /// Where to write it (%p)
+        destination_filename: PathBuf,
+    },
+    /// Download the segments after WAL_NAME into .wal-g/prefetch (started by wal-fetch)
+    #[command(hide = true)]
+    WalPrefetch {
+        wal_name: String,
+        prefetch_location: PathBuf,
+    },
+}
+
+impl Command {
+    /// The exit code for a failure of this command.
+    fn failure_code(&self) -> u8 {
+        match self {
+            Command::WalFetch { .. } => exit::ARCHIVE_UNAVAILABLE,
+            _ => exit::FAILURE,
+        }
+    }
+}
+
+/// Every spelling of every setting, as hidden global flags.
+fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for def in registry::SETTINGS {
+        for name in std::iter::once(def.name).chain(def.aliases.iter().copied()) {
+            cmd = cmd.arg(
+                Arg::new(name)
+                    .long(registry::flag_name(name))
+                    .global(true)
+                    .hide(true)
+                    .num_args(1)
+                    .value_name("VALUE"),
+            );
+        }
+    }
+    cmd
+}
+
+/// The setting values given as flags, by setting name.
+fn setting_flags(matches: &ArgMatches) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for def in registry::SETTINGS {
+        for name in std::iter::once(def.name).chain(def.aliases.iter().copied()) {
+            if let Some(value) = find_flag(matches, name) {
+                out.insert(name.to_string(), value);
+            }
+        }
+    }
+    out
+}
+
+fn find_flag(matches: &ArgMatches, id: &str) -> Option<String> {
+    if let Ok(Some(value)) = matches.try_get_one::<String>(id) {
+        return Some(value.clone());
+    }
+    matches.subcommand().and_then(|(_, sub)| find_flag(sub, id))
+}
+
+/// Flags handed to a child process: the config file and the non-secret setting flags.
+fn child_args(settings: &Settings, flags: &BTreeMap<String, String>) -> Vec<OsString> {
+    let mut args = Vec::new();
+    if let Some(file) = &settings.config_file {
+        args.push(OsString::from("--config"));
+        args.push(file.clone().into_os_string());
+    }
+    for (name, value) in flags {
+        if registry::find(name).is_some_and(|d| d.kind != Kind::Secret) {
+            args.push(OsString::from(format!("--{}", registry::flag_name(name))));
+            args.push(OsString::from(value));
+        }
+    }
+    args
+}
+
+/// Parses arguments, resolves settings, runs the command and returns its exit code.
+pub fn main_entry() -> ExitCode {
+    let matches = match command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::SUCCESS,
+                _ => exit::FAILURE,
+            };
+            return exit::code(code);
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return exit::code(exit::FAILURE);
+        }
+    };
+    let failure = cli.command.failure_code();
+    let flags = setting_flags(&matches);
+    match run(cli, flags) {
+        Ok(code) => exit::code(code),
+        Err(e) => {
+            exit::report(&e);
+            exit::code(failure)
+        }
+    }
+}
+
+fn run(cli: Cli, flags: BTreeMap<String, String>) -> anyhow::Result<u8> {
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let raw = RawConfig::load(flags.clone(), env, cli.config.clone())?;
+    logging::init(&config::log_settings(&raw)?);
+    for warning in &raw.warnings {
+        tracing::warn!("{warning}");
+    }
+    for name in Settings::ignored_but_set(&raw) {
+        tracing::warn!("{name} is set but has no effect in walg");
+    }
+    let settings = Settings::resolve(&raw)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(dispatch(cli.command, settings, &flags))
+}
+
+async fn dispatch(
+    command: Command,
+    settings: Settings,
+    flags: &BTreeMap<String, String>,
+) -> anyhow::Result<u8> {
+    let storage_settings = settings.storage.clone().ok_or_else(|| {
+        ops::HintedError::new(
+            "no storage is configured",
+            "set WALG_S3_PREFIX (s3://bucket/path) or WALG_FILE_PREFIX (a local folder)",
+        )
+    })?;
+    let storage = storage::from_settings(&storage_settings).await?;
+    let ctx = Context {
+        storage,
+        exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("walg")),
+        child_args: child_args(&settings, flags),
+        settings: Arc::new(settings),
+    };
+    match command {
+        Command::WalPush { wal_filepath } => {
+            ops::wal_push::run(&ctx, &wal_filepath).await?;
+            Ok(exit::SUCCESS)
+        }
+        Command::WalFetch {
+            wal_name,
+            destination_filename,
+        } => match ops::wal_fetch::run(&ctx, &wal_name, &destination_filename).await? {
+            ops::wal_fetch::Fetched::Written { from, .. } => {
+                tracing::debug!("'{wal_name}' restored from '{from}'");
+                Ok(exit::SUCCESS)
+            }
+            ops::wal_fetch::Fetched::Missing => {
+                tracing::info!("wal file '{wal_name}' is not in storage");
+                Ok(exit::WAL_NOT_FOUND)
+            }
+        },
+        Command::WalPrefetch {
+            wal_name,
+            prefetch_location,
+        } => {
+            let report = ops::wal_prefetch::run(&ctx, &wal_name, &prefetch_location).await?;
+            tracing::debug!("prefetched {} segments after '{wal_name}'", report.fetched);
+            Ok(exit::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn hidden_setting_flags_are_read() {
+        let matches = command()
+            .try_get_matches_from([
+                "walg",
+                "--walg-s3-prefix",
+                "s3://b/p",
+                "wal-push",
+                "--wale-file-prefix",
+                "/x",
+                "f",
+            ])
+            .unwrap();
+        let flags = setting_flags(&matches);
+        assert_eq!(
+            flags.get("WALG_S3_PREFIX").map(String::as_str),
+            Some("s3://b/p")
+        );
+        assert_eq!(
+            flags.get("WALE_FILE_PREFIX").map(String::as_str),
+            Some("/x")
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! `wal-fetch <name> <dest>`: restore one WAL file (PostgreSQL's `restore_command`).
+//!
+//! The file is decoded into a temp file in the destination's folder, fsynced, checked and
+//! renamed into place: `dest` either does not exist or holds the whole file. A segment must
+//! carry its own name and size in its first page header, so a truncated or misfiled object
+//! is an error rather than a short segment handed to recovery.
+//!
+//! WAL-G compat (internal/databases/postgres/wal_fetch_handler.go, prefetch.go): a complete
+//! prefetched copy in `.wal-g/prefetch/<name>` next to the destination is used first; otherwise
+//! the object is looked for under each extension in WAL-G's probe order; after a segment is
+//! fetched, a detached `wal-prefetch` process downloads the next segments.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{Context as _, bail};
+
+use super::Context;
+use super::wal_object::{decode_to_file, open_wal, read_head};
+use crate::pg::wal::{Segment, check_segment_header};
+use crate::storage::fs::{sync_dir, temp_name};
+
+/// The outcome of a fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The file is at the destination, from storage (`from` is the object key) or from the
+    /// prefetch folder.
+    Written { from: String, bytes: u64 },
+    /// The file is not in storage (exit 74).
+    Missing,
+}
+
+/// Runs `wal-fetch`.
+pub async fn run(ctx: &Context, name: &str, dest: &Path) -> anyhow::Result<Fetched> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        bail!("'{name}' is not a WAL file name");
+    }
+    let dest_dir = match dest.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if dest.exists() {
+        bail!(
+            "destination '{}' already exists; refusing to overwrite it",
+            dest.display()
+        );
+    }
+    let prefetch = prefetch_dir(ctx, &dest_dir);
+    let fetched = match take_prefetched(&prefetch, name, dest)? {
+        Some(bytes) => Fetched::Written {
+            from: prefetch.join(name).display().to_string(),
+            bytes,
+        },
+        None => download(ctx, name, dest, &dest_dir).await?,
+    };
+    if is_prefetchable(name) && ctx.settings.download_concurrency > 1 {
+        spawn_prefetch(ctx, name, dest);
+    }
+    Ok(fetched)
+}
+
+/// `.wal-g/prefetch` next to the destination, or `WALG_PREFETCH_DIR/.wal-g/prefetch`.
+pub fn prefetch_dir(ctx: &Context, dest_dir: &Path) -> PathBuf {
+    ctx.settings
+        .wal
+        .prefetch_dir
+        .as_deref()
+        .unwrap_or(dest_dir)
+        .join(".wal-g")
+        .join("prefetch")
+}
+
+fn is_prefetchable(name: &str) -> bool {
+    name.len() == 24 && name.bytes().all(|c| c.is_ascii_hexdigit())
+}
+
+async fn download(
+    ctx: &Context,
+    name: &str,
+    dest: &Path,
+    dest_dir: &Path,
+) -> anyhow::Result<Fetched> {
+    let preferred = ctx.settings.compression.method.decoder();
+    let Some(found) = open_wal(&ctx.storage, name, preferred)
+        .await
+        .with_context(|| format!("looking for '{name}' in storage"))?
+    else {
+        return Ok(Fetched::Missing);
+    };
+    let from = found.key.to_string();
+    let dest_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("wal");
+    let tmp = dest_dir.join(temp_name(dest_name));
+    let (bytes, head) = decode_to_file(found, tmp.clone()).await?;
+    let placed = check_decoded(name, bytes, &head)
+        .and_then(|()| {
+            std::fs::rename(&tmp, dest)
+                .with_context(|| format!("renaming into '{}'", dest.display()))
+        })
+        .and_then(|()| {
+            sync_dir(dest_dir).with_context(|| format!("syncing '{}'", dest_dir.display()))
+        });
+    if placed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    placed.with_context(|| format!("restoring '{from}'"))?;
+    Ok(Fetched::Written { from, bytes })
+}
+
+/// For a segment: the header must name this segment and its size must match.
+fn check_decoded(name: &str, bytes: u64, head: &[u8]) -> anyhow::Result<()> {
+    if !is_prefetchable(name) {
+        return Ok(());
+    }
+    let segment = check_segment_header(name, head)
+        .map_err(|e| anyhow::anyhow!("stored segment '{name}' is corrupt: {e}"))?;
+    if bytes != segment.size {
+        bail!(
+            "stored segment '{name}' is corrupt: {bytes} bytes instead of {}",
+            segment.size
+        );
+    }
+    Ok(())
+}
+
+/// Moves a complete, valid prefetched copy into place. A copy that fails the checks is removed.
+fn take_prefetched(prefetch: &Path, name: &str, dest: &Path) -> anyhow::Result<Option<u64>> {
+    let path = prefetch.join(name);
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return Ok(None);
+    };
+    let valid = read_head(&path)
+        .ok()
+        .and_then(|head| check_segment_header(name, &head).ok())
+        .is_some_and(|segment: Segment| segment.size == meta.len());
+    if !valid {
+        tracing::warn!("discarding invalid prefetched file '{}'", path.display());
+        let _ = std::fs::remove_file(&path);
+        return Ok(None);
+    }
+    std::fs::rename(&path, dest)
+        .with_context(|| format!("moving '{}' to '{}'", path.display(), dest.display()))?;
+    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+        sync_dir(dir).with_context(|| format!("syncing '{}'", dir.display()))?;
+    }
+    Ok(Some(meta.len()))
+}
+
+/// Starts `walg wal-prefetch <name> <dest>` detached, with the same settings. Failure to
+/// start it only costs speed.
+fn spawn_prefetch(ctx: &Context, name: &str, dest: &Path) {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(&ctx.exe);
+    command
+        .args(&ctx.child_args)
+        .arg("wal-prefetch")
+        .arg(name)
+        .arg(dest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: signals meant for the restore command do not reach it.
+        .process_group(0);
+    match command.spawn() {
+        Ok(child) => drop(child),
+        Err(e) => tracing::debug!("could not start wal-prefetch: {e}"),
+    }
+}

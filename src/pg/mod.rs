@@ -1,0 +1,3 @@
+//! PostgreSQL knowledge: WAL file names and segment arithmetic.
+
+pub mod wal;
