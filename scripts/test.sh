@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, unit tests, storage conformance (memory, local folder,
+# S3 on a loopback s3s-fs server), codec interop against the reference tools, and end-to-end
+# tests against a real PostgreSQL 15. Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+# Tests talk to loopback only: never let an AWS SDK look for a cloud metadata address.
+export AWS_EC2_METADATA_DISABLED=true
+
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --locked --no-fail-fast "$@"
+else
+  cargo test --locked --no-fail-fast "$@"
+fi
