@@ -21,7 +21,6 @@ need_pkg() { # need_pkg <package> <test command...>
 }
 
 need_pkg postgresql-15 test -x /usr/lib/postgresql/15/bin/postgres
-need_pkg postgresql-contrib-15 test -x /usr/lib/postgresql/15/bin/pgbench
 need_pkg lz4 command -v lz4
 need_pkg zstd command -v zstd
 need_pkg xz-utils command -v xz
