@@ -36,11 +36,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Debian's postgresql-common creates a default cluster on install; the tests make their own.
-if [ -x /usr/bin/pg_lsclusters ] && pg_lsclusters -h 2>/dev/null | grep -q '^15 *main'; then
-  $SUDO pg_dropcluster --stop 15 main >/dev/null 2>&1 || true
-fi
-
 if ! python3 -c 'import brotli' >/dev/null 2>&1; then
   echo "installing Python brotli (Google's reference implementation)"
   python3 -m pip install -q brotli 2>/dev/null || python3 -m pip install -q --break-system-packages brotli
