@@ -1,0 +1,237 @@
+//! The command line as users and PostgreSQL see it: help, version, exit codes, one-line errors.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn walg() -> Command {
+    let mut cmd = Command::cargo_bin("walg").expect("walg binary");
+    // A clean environment: no settings from the machine running the tests.
+    cmd.env_clear()
+        .env("HOME", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
+#[test]
+fn help_lists_commands() {
+    walg()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("wal-push").and(predicate::str::contains("wal-fetch")));
+    walg()
+        .args(["wal-fetch", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("74").and(predicate::str::contains("200")));
+}
+
+#[test]
+fn version_has_walg_shape() {
+    walg().arg("--version").assert().success().stdout(
+        predicate::str::starts_with("walg version ").and(predicate::str::contains("PostgreSQL")),
+    );
+}
+
+#[test]
+fn usage_errors_exit_1() {
+    walg().arg("wal-push").assert().code(1);
+    walg().arg("no-such-command").assert().code(1);
+}
+
+#[test]
+fn no_storage_is_a_clear_error() {
+    walg().args(["wal-push", "/tmp/x"]).assert().code(1).stderr(
+        predicate::str::contains("no storage is configured")
+            .and(predicate::str::contains("HINT: set WALG_S3_PREFIX")),
+    );
+}
+
+#[test]
+fn bad_setting_names_setting_and_source() {
+    let dir = tempfile::tempdir().unwrap();
+    walg()
+        .env("WALG_FILE_PREFIX", dir.path())
+        .env("WALG_UPLOAD_CONCURRENCY", "many")
+        .args(["wal-push", "/tmp/x"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "invalid WALG_UPLOAD_CONCURRENCY value 'many' (from environment): not a whole number",
+        ));
+    let config = dir.path().join("walg.json");
+    std::fs::write(&config, r#"{"WALG_COMPRESSION_METHOD": "gzip"}"#).unwrap();
+    walg()
+        .env("WALG_FILE_PREFIX", dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["wal-push", "/tmp/x"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("WALG_COMPRESSION_METHOD")
+                .and(predicate::str::contains("walg.json")),
+        );
+}
+
+#[test]
+fn flag_beats_env_beats_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (flag_store, env_store, file_store) = (
+        dir.path().join("flag"),
+        dir.path().join("env"),
+        dir.path().join("file"),
+    );
+    let config = dir.path().join("walg.json");
+    std::fs::write(
+        &config,
+        format!(r#"{{"WALG_FILE_PREFIX": "{}"}}"#, file_store.display()),
+    )
+    .unwrap();
+    let wal = dir.path().join("00000002.history");
+    std::fs::write(&wal, "1\t0/3000000\tno recovery target specified\n").unwrap();
+
+    walg()
+        .arg("--config")
+        .arg(&config)
+        .arg("wal-push")
+        .arg(&wal)
+        .assert()
+        .success();
+    assert!(file_store.join("wal_005/00000002.history.lz4").is_file());
+    walg()
+        .env("WALG_FILE_PREFIX", &env_store)
+        .arg("--config")
+        .arg(&config)
+        .arg("wal-push")
+        .arg(&wal)
+        .assert()
+        .success();
+    assert!(env_store.join("wal_005/00000002.history.lz4").is_file());
+    walg()
+        .env("WALG_FILE_PREFIX", &env_store)
+        .arg("--config")
+        .arg(&config)
+        .arg("--walg-file-prefix")
+        .arg(&flag_store)
+        .arg("wal-push")
+        .arg(&wal)
+        .assert()
+        .success();
+    assert!(flag_store.join("wal_005/00000002.history.lz4").is_file());
+}
+
+#[test]
+fn unknown_walg_setting_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    walg()
+        .env("WALG_FILE_PREFIX", dir.path())
+        .env("WALG_NO_SUCH_SETTING", "1")
+        .args(["wal-fetch", "00000005.history"])
+        .arg(dir.path().join("out"))
+        .assert()
+        .code(74)
+        .stderr(
+            predicate::str::contains("WARNING:")
+                .and(predicate::str::contains("WALG_NO_SUCH_SETTING is unknown")),
+        );
+}
+
+#[test]
+fn encryption_settings_are_refused_without_showing_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    walg()
+        .env("WALG_FILE_PREFIX", dir.path())
+        .env("WALG_LIBSODIUM_KEY", "super-secret-key-material")
+        .args(["wal-push", "/tmp/x"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("WALG_LIBSODIUM_KEY")
+                .and(predicate::str::contains("super-secret").not()),
+        );
+}
+
+#[test]
+fn wal_fetch_missing_is_74_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("RECOVERYXLOG");
+    walg()
+        .env("WALG_FILE_PREFIX", dir.path().join("store"))
+        .args(["wal-fetch", "0000000100000000000000AA"])
+        .arg(&dest)
+        .assert()
+        .code(74);
+    assert!(!dest.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}
+
+#[test]
+fn wal_fetch_failures_other_than_missing_stop_recovery() {
+    // A bad setting must not look like "end of WAL" to PostgreSQL: exit above 125.
+    walg()
+        .env("WALG_FILE_PREFIX", "/tmp")
+        .env("WALG_DOWNLOAD_CONCURRENCY", "-3")
+        .args(["wal-fetch", "0000000100000000000000AA", "/tmp/never"])
+        .assert()
+        .code(200);
+}
+
+#[test]
+fn corrupt_stored_segment_is_an_error_and_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(store.join("wal_005")).unwrap();
+    // Stored uncompressed (WAL-G's `none`), but not a segment: garbage of the wrong size.
+    std::fs::write(
+        store.join("wal_005/000000010000000000000003"),
+        vec![0x55u8; 4096],
+    )
+    .unwrap();
+    let dest = dir.path().join("RECOVERYXLOG");
+    walg()
+        .env("WALG_FILE_PREFIX", &store)
+        .args(["wal-fetch", "000000010000000000000003"])
+        .arg(&dest)
+        .assert()
+        .code(200)
+        .stderr(predicate::str::contains("corrupt"));
+    assert!(!dest.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        leftovers,
+        vec![std::ffi::OsString::from("store")],
+        "no temp file left"
+    );
+}
+
+#[test]
+fn wal_fetch_refuses_existing_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let wal = dir.path().join("00000002.history");
+    std::fs::write(&wal, "history").unwrap();
+    walg()
+        .env("WALG_FILE_PREFIX", &store)
+        .arg("wal-push")
+        .arg(&wal)
+        .assert()
+        .success();
+    let dest = dir.path().join("existing");
+    std::fs::write(&dest, "keep me").unwrap();
+    walg()
+        .env("WALG_FILE_PREFIX", &store)
+        .args(["wal-fetch", "00000002.history"])
+        .arg(&dest)
+        .assert()
+        .code(200);
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "keep me");
+}
