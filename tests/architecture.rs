@@ -1,6 +1,8 @@
 //! Layering rules, checked on the source: each top-level module may use only the modules
 //! below it, and only `cli` reads the environment or prints.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 /// Module → the crate modules it may use.
