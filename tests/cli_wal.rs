@@ -9,9 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::pg::{describe_output, walg};
+use common::segments::{SEGMENT_SIZE, fake_segment};
 use tempfile::TempDir;
-
-const SEGMENT_SIZE: usize = 16 * 1024 * 1024;
 
 /// A local storage folder plus a directory holding the files to push. The push directory has no
 /// `archive_status/` subfolder, so walg uploads only the file it is given; `PGDATA` points at a
@@ -93,35 +92,6 @@ impl Setup {
     }
 }
 
-/// 16 MiB that compress somewhat, like WAL: runs of a counter mixed with pseudo-random bytes,
-/// behind the long page header PostgreSQL writes at the start of segment `name` (wal-fetch
-/// checks that header).
-fn segment_bytes(name: &str, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut data = Vec::with_capacity(SEGMENT_SIZE);
-    while data.len() < SEGMENT_SIZE {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        if x.is_multiple_of(4) {
-            data.extend_from_slice(&[(x >> 8) as u8; 64]);
-        } else {
-            data.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-    data.truncate(SEGMENT_SIZE);
-    let timeline = u32::from_str_radix(&name[0..8], 16).expect("timeline");
-    let log = u64::from_str_radix(&name[8..16], 16).expect("log");
-    let seg = u64::from_str_radix(&name[16..24], 16).expect("segment");
-    let start_lsn = (log * 256 + seg) * SEGMENT_SIZE as u64;
-    data[0..2].copy_from_slice(&0xD110u16.to_le_bytes()); // PostgreSQL 15 page magic
-    data[2..4].copy_from_slice(&2u16.to_le_bytes()); // XLP_LONG_HEADER
-    data[4..8].copy_from_slice(&timeline.to_le_bytes());
-    data[8..16].copy_from_slice(&start_lsn.to_le_bytes());
-    data[32..36].copy_from_slice(&(SEGMENT_SIZE as u32).to_le_bytes());
-    data
-}
-
 #[test]
 fn history_files_are_create_only() {
     let s = Setup::new();
@@ -150,7 +120,7 @@ fn segment_overwrite_refused_when_prevented() {
     let s = Setup::new();
     let prevent = [("WALG_PREVENT_WAL_OVERWRITE", "true")];
     let name = "000000010000000000000003";
-    let original = segment_bytes(name, 3);
+    let original = fake_segment(name, 3);
     let path = s.write(name, &original);
 
     s.push_ok(&path, &prevent, "first push of a segment");
@@ -178,11 +148,11 @@ fn segment_overwrite_refused_when_prevented() {
 fn segment_overwrite_allowed_by_default() {
     let s = Setup::new();
     let name = "000000010000000000000004";
-    let original = segment_bytes(name, 4);
+    let original = fake_segment(name, 4);
     let path = s.write(name, &original);
     s.push_ok(&path, &[], "first push of a segment");
 
-    let changed = segment_bytes(name, 5);
+    let changed = fake_segment(name, 5);
     fs::write(&path, &changed).expect("rewrite");
     s.push_ok(
         &path,

@@ -2,3 +2,5 @@
 #![allow(dead_code)]
 
 pub mod pg;
+
+pub mod segments;
