@@ -12,7 +12,7 @@ use common::segments::fake_segment;
 use tempfile::TempDir;
 
 struct WalDir {
-    root: TempDir,
+    _root: TempDir,
     store: PathBuf,
     pg_wal: PathBuf,
 }
@@ -38,7 +38,7 @@ impl WalDir {
         }
         WalDir {
             store: root.path().join("store"),
-            root,
+            _root: root,
             pg_wal,
         }
     }
