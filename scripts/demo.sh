@@ -81,8 +81,8 @@ failed=$(psql_at "$PORT" "select failed_count from pg_stat_archiver")
 [ "$failed" = 0 ] || { echo "archiving failed: see $work/primary.log"; exit 1; }
 echo "storage now holds $(find "$STORE/wal_005" -type f | wc -l) WAL objects, $(du -sh "$STORE" | cut -f1)"
 
-say "fetching one archived segment back and comparing it with pg_wal"
-seg=$(cd "$STORE/wal_005" && ls | grep -E '^[0-9A-F]{24}\.lz4$' | head -1 | cut -c1-24)
+say "fetching the newest archived segment back and comparing it with pg_wal"
+seg=$(cd "$STORE/wal_005" && ls | grep -E '^[0-9A-F]{24}\.lz4$' | sort | tail -1 | cut -c1-24)
 as_pg env WALG_FILE_PREFIX="$STORE" "$WALG" wal-fetch "$seg" "$work/fetched-$seg"
 if [ -f "$PRIMARY/pg_wal/$seg" ]; then
   cmp "$work/fetched-$seg" "$PRIMARY/pg_wal/$seg" && echo "$seg: byte-identical to PostgreSQL's copy"
