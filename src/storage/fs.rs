@@ -161,16 +161,14 @@ fn not_found_or(key: &Key, path: &Path, op: &'static str) -> impl FnOnce(io::Err
     }
 }
 
-fn blocking<T: Send + 'static>(
+async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> impl std::future::Future<Output = Result<T, StorageError>> {
-    async move {
-        tokio::task::spawn_blocking(f).await.map_err(|e| StorageError::Io {
-            op: "running storage task",
-            path: String::new(),
-            source: io::Error::other(e.to_string()),
-        })?
-    }
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| StorageError::Io {
+        op: "running storage task",
+        path: String::new(),
+        source: io::Error::other(e.to_string()),
+    })?
 }
 
 #[async_trait]

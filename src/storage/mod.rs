@@ -200,10 +200,10 @@ impl<T: Storage + ?Sized> StorageExt for T {}
 /// meaning (an S3 stream that stalled is `Unavailable`), anything else is a local I/O error.
 pub fn read_error(what: &str, err: std::io::Error) -> StorageError {
     if err.get_ref().is_some_and(|inner| inner.is::<StorageError>()) {
-        if let Some(inner) = err.into_inner() {
-            if let Ok(storage) = inner.downcast::<StorageError>() {
-                return *storage;
-            }
+        if let Some(inner) = err.into_inner()
+            && let Ok(storage) = inner.downcast::<StorageError>()
+        {
+            return *storage;
         }
         return StorageError::Io {
             op: "reading",
