@@ -186,13 +186,12 @@ impl Inner {
             SdkError::ServiceError(service) => {
                 let status = service.raw().status().as_u16();
                 let code = err.code().unwrap_or("");
-                let message = format!(
-                    "s3 error '{}' (http {status}){}",
-                    if code.is_empty() { "none" } else { code },
-                    err.message()
-                        .map(|m| format!(": {}", one_line(m)))
-                        .unwrap_or_default()
-                );
+                let detail = err.message().map(one_line).filter(|m| !m.is_empty());
+                let message = match (code.is_empty(), detail) {
+                    (true, _) => format!("s3 answered http {status}"),
+                    (false, None) => format!("s3 error '{code}' (http {status})"),
+                    (false, Some(detail)) => format!("s3 error '{code}' (http {status}): {detail}"),
+                };
                 let absent = code == "NoSuchKey"
                     || (status == 404 && (code.is_empty() || code == "NotFound"));
                 if absent && (op == "get" || op == "head") {

@@ -207,6 +207,13 @@ impl Inner {
         self.sse.as_deref().map(ServerSideEncryption::from)
     }
 
+    /// The KMS key id, sent only with `aws:kms` encryption (the only mode it applies to).
+    fn kms_key_id(&self) -> Option<String> {
+        self.sse_kms_id
+            .clone()
+            .filter(|_| self.sse.as_deref() == Some("aws:kms"))
+    }
+
     async fn put_single(
         &self,
         object: &str,
@@ -224,7 +231,7 @@ impl Inner {
                 .body(ByteStream::from(bytes.clone()))
                 .set_storage_class(self.storage_class())
                 .set_server_side_encryption(self.sse())
-                .set_ssekms_key_id(self.sse_kms_id.clone())
+                .set_ssekms_key_id(self.kms_key_id())
                 .send()
                 .await
                 .map_err(|e| self.classify("put", shown, &e))
@@ -241,7 +248,7 @@ impl Inner {
                 .key(object)
                 .set_storage_class(self.storage_class())
                 .set_server_side_encryption(self.sse())
-                .set_ssekms_key_id(self.sse_kms_id.clone())
+                .set_ssekms_key_id(self.kms_key_id())
                 .send()
                 .await
                 .map_err(|e| self.classify("put", shown, &e))
