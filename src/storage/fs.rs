@@ -161,7 +161,11 @@ fn not_found_or(
     let key = key.clone();
     let path = path.display().to_string();
     move |source| {
-        if source.kind() == io::ErrorKind::NotFound {
+        // `a/b/c` where `a/b` is a file: absent too, not a local I/O failure.
+        if matches!(
+            source.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+        ) {
             StorageError::NotFound { key }
         } else {
             StorageError::Io { op, path, source }
