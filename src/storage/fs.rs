@@ -50,7 +50,7 @@ impl fmt::Display for FsStorage {
     }
 }
 
-fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StorageError + 'a {
     move |source| StorageError::Io {
         op,
         path: path.display().to_string(),
