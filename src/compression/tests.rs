@@ -593,3 +593,27 @@ fn none_passes_bytes_through() {
     assert_eq!(encode(Method::None, &input), input);
     assert_eq!(decode(Decoder::None, &input).expect("reads"), input);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Damaged input of any kind gives data or an error of the promised kinds, never a panic.
+    #[test]
+    fn damaged_input_never_panics(
+        method in prop_oneof![Just(Method::Lz4), Just(Method::Lzma), Just(Method::Zstd), Just(Method::Brotli)],
+        len in 0usize..40_000,
+        seed in any::<u64>(),
+        flips in proptest::collection::vec((any::<usize>(), 1u8..=255), 1..8),
+        cut in any::<usize>(),
+    ) {
+        let mut stream = encode(method, &data(len, seed, 3));
+        for (at, mask) in flips {
+            let at = at % stream.len();
+            stream[at] ^= mask;
+        }
+        stream.truncate(stream.len() - cut % 3);
+        if let Err(e) = decode(method.decoder(), &stream) {
+            prop_assert!(matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof), "{e}");
+        }
+    }
+}
