@@ -7,8 +7,10 @@
 //! announces 4 MiB blocks, as WAL-G's does, but the writer cuts smaller ones so that it never
 //! holds 4 MiB; a reader only needs the announced size as an upper bound.
 
+use std::collections::BTreeMap;
 use std::hash::Hasher as _;
 use std::io::{self, BufReader, Read, Write};
+use std::sync::{Arc, Mutex, mpsc};
 
 use lz4_flex::block::{self, CompressTable, DecompressError};
 use twox_hash::XxHash32;
@@ -63,39 +65,180 @@ fn invalid(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("lz4: {}", msg.into()))
 }
 
+/// At most this many threads compress one stream.
+const MAX_THREADS: usize = 4;
+/// Blocks queued or being compressed, per thread.
+const IN_FLIGHT_PER_THREAD: usize = 2;
+
 /// Streaming LZ4 frame writer.
 ///
-/// Memory: one input block (256 KiB), one output block sized for the worst case
-/// (256 KiB + 10% + 20 bytes), and a 16 KiB hash table: about 560 KiB, allocated on the first
-/// block (measured peak: +0.45 to +0.65 MiB).
+/// Blocks are independent, so they are compressed by a small pool of threads (one per core, up
+/// to [`MAX_THREADS`], started on the first full block) and written strictly in order: the
+/// output does not depend on the thread count. The calling thread computes the content
+/// checksum and writes. Input shorter than one block is compressed on the calling thread.
+///
+/// Memory: per block in flight (at most 2 per thread) the input block (256 KiB), a worst-case
+/// output buffer (256 KiB + 10%) and a 16 KiB hash table: about 2.2 MiB on two cores.
 pub struct Lz4Writer<W: Write> {
     inner: W,
     block_size: usize,
-    /// Input not yet compressed; never more than `block_size`.
+    threads: usize,
+    /// Input not yet handed out; never more than one block.
     pending: Vec<u8>,
-    /// Scratch space for one compressed block.
-    compressed: Vec<u8>,
-    table: CompressTable,
+    pool: Option<Pool>,
+    /// Buffers and tables not in use.
+    spare: Vec<Job>,
     hasher: XxHash32,
     header_written: bool,
     /// Set once writing to `inner` failed: the frame is broken and must not be continued.
     broken: bool,
 }
 
+/// One block and the state its compression needs; travels to a worker and back.
+struct Job {
+    seq: u64,
+    data: Vec<u8>,
+    table: CompressTable,
+    out: Vec<u8>,
+    /// Compressed length, once done.
+    result: io::Result<usize>,
+}
+
+impl Job {
+    fn new() -> Job {
+        Job {
+            seq: 0,
+            data: Vec::new(),
+            table: CompressTable::large(),
+            out: Vec::new(),
+            result: Ok(0),
+        }
+    }
+
+    fn compress(&mut self) {
+        let bound = block::get_maximum_output_size(self.data.len());
+        if self.out.len() < bound {
+            self.out.resize(bound, 0);
+        }
+        self.result = block::compress_into_with_table(&self.data, &mut self.out, &mut self.table)
+            .map_err(|e| io::Error::other(format!("lz4: {e}")));
+    }
+}
+
+/// The worker threads, the jobs out with them, and the results that arrived early.
+struct Pool {
+    jobs: Option<mpsc::Sender<Job>>,
+    done: mpsc::Receiver<Job>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    next_seq: u64,
+    next_to_write: u64,
+    arrived: BTreeMap<u64, Job>,
+    capacity: usize,
+}
+
+impl Pool {
+    fn start(threads: usize) -> io::Result<Pool> {
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let (done_tx, done_rx) = mpsc::channel::<Job>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let mut workers = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let job_rx = Arc::clone(&job_rx);
+            let done_tx = done_tx.clone();
+            let worker = std::thread::Builder::new()
+                .name("lz4".to_string())
+                .spawn(move || {
+                    loop {
+                        let next = match job_rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(mut job) = next else { return };
+                        job.compress();
+                        if done_tx.send(job).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+            workers.push(worker);
+        }
+        Ok(Pool {
+            jobs: Some(job_tx),
+            done: done_rx,
+            workers,
+            next_seq: 0,
+            next_to_write: 0,
+            arrived: BTreeMap::new(),
+            capacity: threads * IN_FLIGHT_PER_THREAD,
+        })
+    }
+
+    fn in_flight(&self) -> usize {
+        usize::try_from(self.next_seq - self.next_to_write).unwrap_or(usize::MAX)
+    }
+
+    fn submit(&mut self, mut job: Job) -> io::Result<()> {
+        job.seq = self.next_seq;
+        self.next_seq += 1;
+        self.jobs
+            .as_ref()
+            .and_then(|tx| tx.send(job).ok())
+            .ok_or_else(|| io::Error::other("lz4: the compression threads stopped"))
+    }
+
+    /// The next block in order, waiting for it if needed.
+    fn next_done(&mut self) -> io::Result<Job> {
+        loop {
+            if let Some(job) = self.arrived.remove(&self.next_to_write) {
+                self.next_to_write += 1;
+                return Ok(job);
+            }
+            let job = self
+                .done
+                .recv()
+                .map_err(|_| io::Error::other("lz4: the compression threads stopped"))?;
+            self.arrived.insert(job.seq, job);
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Closing the job queue ends the workers.
+        self.jobs = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// Threads worth using: the cores of this machine, at most [`MAX_THREADS`].
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, MAX_THREADS)
+}
+
 impl<W: Write> Lz4Writer<W> {
     pub fn new(inner: W) -> Self {
-        Self::with_block_size(inner, BLOCK_SIZE)
+        Self::with_options(inner, BLOCK_SIZE, default_threads())
     }
 
     /// A writer cutting blocks of `block_size` input bytes (1 ..= 4 MiB, the announced maximum).
     pub fn with_block_size(inner: W, block_size: usize) -> Self {
+        Self::with_options(inner, block_size, default_threads())
+    }
+
+    /// A writer with `block_size` blocks compressed on `threads` threads (1: the calling thread).
+    pub fn with_options(inner: W, block_size: usize, threads: usize) -> Self {
         let block_size = block_size.clamp(1, 4 * 1024 * 1024);
         Lz4Writer {
             inner,
             block_size,
+            threads: threads.clamp(1, MAX_THREADS),
             pending: Vec::new(),
-            compressed: Vec::new(),
-            table: CompressTable::large(),
+            pool: None,
+            spare: Vec::new(),
             hasher: XxHash32::with_seed(0),
             header_written: false,
             broken: false,
@@ -106,11 +249,16 @@ impl<W: Write> Lz4Writer<W> {
     pub fn finish(mut self) -> io::Result<W> {
         self.check_broken()?;
         self.emit_pending()?;
+        self.drain(0)?;
+        if !self.header_written {
+            self.write_out(&[])?;
+        }
         let checksum = self.hasher.finish_32();
         let mut trailer = [0u8; 8];
         trailer[4..].copy_from_slice(&checksum.to_le_bytes());
         self.write_out(&trailer)?;
         self.inner.flush()?;
+        self.pool = None;
         Ok(self.inner)
     }
 
@@ -138,39 +286,55 @@ impl<W: Write> Lz4Writer<W> {
         result
     }
 
+    /// Hands the pending block out for compression (the last block of a stream may be short).
     fn emit_pending(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
-            if !self.header_written {
-                self.write_out(&[])?;
-            }
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
-        let result = self.emit_block(&pending);
-        self.pending = pending;
-        if result.is_ok() {
-            self.pending.clear();
+        let mut job = self.spare.pop().unwrap_or_else(Job::new);
+        job.data.clear();
+        std::mem::swap(&mut job.data, &mut self.pending);
+        self.hasher.write(&job.data);
+        let parallel =
+            self.threads > 1 && (self.pool.is_some() || job.data.len() == self.block_size);
+        if !parallel {
+            job.compress();
+            return self.write_job(job);
         }
-        result
+        if self.pool.is_none() {
+            self.pool = Some(Pool::start(self.threads)?);
+        }
+        let capacity = self.pool.as_ref().map_or(1, |p| p.capacity);
+        self.drain(capacity - 1)?;
+        match self.pool.as_mut() {
+            Some(pool) => pool.submit(job),
+            None => Err(io::Error::other("lz4: no compression threads")),
+        }
     }
 
-    /// Compresses `data` (at most one block) and writes it; stored raw if it does not shrink.
-    fn emit_block(&mut self, data: &[u8]) -> io::Result<()> {
-        let bound = block::get_maximum_output_size(data.len());
-        if self.compressed.len() < bound {
-            self.compressed.resize(bound, 0);
+    /// Writes finished blocks in order until at most `keep` are in flight.
+    fn drain(&mut self, keep: usize) -> io::Result<()> {
+        loop {
+            let job = match self.pool.as_mut() {
+                Some(pool) if pool.in_flight() > keep => pool.next_done()?,
+                _ => return Ok(()),
+            };
+            self.write_job(job)?;
         }
-        let len = block::compress_into_with_table(data, &mut self.compressed, &mut self.table)
-            .map_err(|e| io::Error::other(format!("lz4: {e}")))?;
-        self.hasher.write(data);
-        let compressed = std::mem::take(&mut self.compressed);
-        let result = if len < data.len() {
-            self.write_block(u32_len(len)?, &compressed[..len])
-        } else {
-            self.write_block(u32_len(data.len())? | UNCOMPRESSED_BIT, data)
-        };
-        self.compressed = compressed;
-        result
+    }
+
+    /// Writes one compressed block (raw when it did not shrink) and keeps its buffers.
+    fn write_job(&mut self, mut job: Job) -> io::Result<()> {
+        let result = std::mem::replace(&mut job.result, Ok(0));
+        let written = result.and_then(|len| {
+            if len < job.data.len() {
+                self.write_block(u32_len(len)?, &job.out[..len])
+            } else {
+                self.write_block(u32_len(job.data.len())? | UNCOMPRESSED_BIT, &job.data)
+            }
+        });
+        self.spare.push(job);
+        written
     }
 
     fn write_block(&mut self, size_word: u32, body: &[u8]) -> io::Result<()> {
@@ -189,14 +353,9 @@ impl<W: Write> Write for Lz4Writer<W> {
         if buf.is_empty() {
             return Ok(0);
         }
-        // A full block is emitted before taking new input, so an error here consumes nothing.
+        // A full block is handed out before taking new input, so an error here consumes nothing.
         if self.pending.len() == self.block_size {
             self.emit_pending()?;
-        }
-        if self.pending.is_empty() && buf.len() >= self.block_size {
-            let block = &buf[..self.block_size];
-            self.emit_block(block)?;
-            return Ok(block.len());
         }
         if self.pending.capacity() < self.block_size {
             self.pending
@@ -207,10 +366,12 @@ impl<W: Write> Write for Lz4Writer<W> {
         Ok(take)
     }
 
-    /// Emits the pending partial block (a valid, smaller block) and flushes the inner writer.
+    /// Emits the pending partial block (a valid, smaller block), waits for every block in
+    /// flight, and flushes the inner writer.
     fn flush(&mut self) -> io::Result<()> {
         self.check_broken()?;
         self.emit_pending()?;
+        self.drain(0)?;
         self.inner.flush()
     }
 }

@@ -617,3 +617,48 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn lz4_output_does_not_depend_on_thread_count() {
+    // Several blocks of each flavour, and a short last block.
+    let input: Vec<u8> = (0..4u8)
+        .flat_map(|f| data(3 * lz4::BLOCK_SIZE + 1234, 7, f))
+        .collect();
+    let encode_threads = |threads: usize, chunk: usize| {
+        let mut w = lz4::Lz4Writer::with_options(Vec::new(), lz4::BLOCK_SIZE, threads);
+        for piece in input.chunks(chunk) {
+            w.write_all(piece).unwrap();
+        }
+        w.finish().unwrap()
+    };
+    let serial = encode_threads(1, 100_000);
+    for (threads, chunk) in [(2, 100_000), (4, 4096), (3, 1 << 20)] {
+        assert!(
+            encode_threads(threads, chunk) == serial,
+            "{threads} threads differ"
+        );
+    }
+    assert!(decode(Decoder::Lz4, &serial).unwrap() == input);
+}
+
+#[test]
+fn lz4_parallel_writer_reports_a_failing_sink() {
+    struct Failing(usize);
+    impl Write for Failing {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.0 < buf.len() {
+                return Err(io::Error::other("disk full"));
+            }
+            self.0 -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let input = data(8 * lz4::BLOCK_SIZE, 3, 0);
+    let mut w = lz4::Lz4Writer::with_options(Failing(lz4::BLOCK_SIZE), lz4::BLOCK_SIZE, 2);
+    let wrote = input.chunks(65536).try_for_each(|piece| w.write_all(piece));
+    let finished = wrote.and_then(|()| w.finish().map(drop));
+    assert!(finished.is_err(), "a sink that fails must fail the stream");
+}
