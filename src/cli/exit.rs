@@ -11,6 +11,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::ops::HintedError;
+use crate::storage::StorageError;
 
 pub const SUCCESS: u8 = 0;
 pub const FAILURE: u8 = 1;
@@ -41,4 +42,22 @@ pub fn report(err: &anyhow::Error) {
 
 pub fn code(code: u8) -> ExitCode {
     ExitCode::from(code)
+}
+
+/// What to check when storage failed, for the failures whose cause is not obvious.
+fn storage_hint(err: &StorageError) -> Option<String> {
+    match err {
+        StorageError::Refused { .. } => Some(
+            "the storage refused the request: check the credentials (AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, or AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE), the bucket in \
+             WALG_S3_PREFIX and AWS_REGION"
+                .to_string(),
+        ),
+        StorageError::Unavailable { .. } => Some(
+            "the storage did not answer within S3_REQUEST_TIMEOUT after S3_MAX_RETRIES retries: \
+             check AWS_ENDPOINT and the network"
+                .to_string(),
+        ),
+        _ => None,
+    }
 }
