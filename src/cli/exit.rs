@@ -24,7 +24,12 @@ pub fn report(err: &anyhow::Error) {
     let hint = err
         .chain()
         .find_map(|e| e.downcast_ref::<HintedError>())
-        .map(|h| h.hint.clone());
+        .map(|h| h.hint.clone())
+        .or_else(|| {
+            err.chain()
+                .find_map(|e| e.downcast_ref::<StorageError>())
+                .and_then(storage_hint)
+        });
     let message = format!("{err:#}");
     let level = tracing::Level::ERROR;
     let mut stderr = std::io::stderr().lock();

@@ -8,7 +8,8 @@
 //! WAL-G compat (internal/databases/postgres/wal_fetch_handler.go, prefetch.go): a complete
 //! prefetched copy in `.wal-g/prefetch/<name>` next to the destination is used first; otherwise
 //! the object is looked for under each extension in WAL-G's probe order; after a segment is
-//! fetched, a detached `wal-prefetch` process downloads the next segments.
+//! fetched, a detached `wal-prefetch` process downloads the next segments (WAL-G starts it
+//! after a miss too, which only costs requests at the end of every recovery).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -53,7 +54,9 @@ pub async fn run(ctx: &Context, name: &str, dest: &Path) -> anyhow::Result<Fetch
         },
         None => download(ctx, name, dest, &dest_dir).await?,
     };
-    if is_prefetchable(name) && ctx.settings.download_concurrency > 1 {
+    // After a miss the following segments are missing too: prefetching would only probe.
+    let found = matches!(fetched, Fetched::Written { .. });
+    if found && is_prefetchable(name) && ctx.settings.download_concurrency > 1 {
         spawn_prefetch(ctx, name, dest);
     }
     Ok(fetched)
