@@ -3,6 +3,7 @@
 
 pub mod exit;
 pub mod logging;
+pub mod progress;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
