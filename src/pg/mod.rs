@@ -1,8 +1,9 @@
 //! PostgreSQL knowledge: WAL file names and segment arithmetic, and sessions with a server —
-//! connecting and reading its facts.
+//! connecting, reading its facts, watching its archiver and running a non-exclusive base backup.
 //!
 //! Supported servers: PostgreSQL 13 to 18. Every version-specific SQL string is in [`version`].
 
+pub mod backup_session;
 pub mod conn;
 pub mod lsn;
 pub mod pgpass;
@@ -11,6 +12,7 @@ pub mod wal;
 
 use std::time::Duration;
 
+pub use backup_session::{BackupInProgress, BackupStart, BackupStop};
 pub use conn::{ArchiverSettings, ArchiverStats, ConnectSettings, Deadlines, PgConn};
 pub use lsn::{lsn_from_text, lsn_to_text};
 
