@@ -25,7 +25,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["config", "storage", "compression", "layout", "pg", "util"],
     ),
     ("layout", &["storage", "compression", "pg"]),
-    ("pg", &[]),
+    ("pg", &["util"]),
     ("compression", &[]),
     ("storage", &["util"]),
     ("util", &[]),

@@ -82,10 +82,15 @@ pub struct PgSettings {
     pub port: Option<u16>,
     pub user: Option<String>,
     pub password: Option<Secret>,
+    /// `PGPASSFILE`, else `$HOME/.pgpass` when `HOME` is set (used only if it exists).
     pub passfile: Option<PathBuf>,
     pub database: Option<String>,
     pub sslmode: Option<String>,
     pub application_name: String,
+    /// `PGCONNECT_TIMEOUT`; `None` when unset or 0 (walg then uses its own bounded default).
+    pub connect_timeout: Option<Duration>,
+    /// The OS user name (`USER`, else `LOGNAME`): libpq's default for `PGUSER`.
+    pub os_user: Option<String>,
 }
 
 /// Everything a command needs, typed and validated.
@@ -209,12 +214,24 @@ impl Settings {
                 port: r.int("PGPORT")?.and_then(|p| u16::try_from(p).ok()),
                 user: r.string("PGUSER")?,
                 password: r.secret("PGPASSWORD")?,
-                passfile: r.path("PGPASSFILE")?,
+                passfile: r.path("PGPASSFILE")?.or_else(|| {
+                    raw.env_var("HOME")
+                        .map(|home| PathBuf::from(home).join(".pgpass"))
+                }),
                 database: r.string("PGDATABASE")?,
                 sslmode: r.string("PGSSLMODE")?,
                 application_name: r
                     .string("PGAPPNAME")?
                     .unwrap_or_else(|| "wal-g".to_string()),
+                connect_timeout: r
+                    .int("PGCONNECT_TIMEOUT")?
+                    .and_then(|s| u64::try_from(s).ok())
+                    .filter(|s| *s > 0)
+                    .map(Duration::from_secs),
+                os_user: raw
+                    .env_var("USER")
+                    .or_else(|| raw.env_var("LOGNAME"))
+                    .map(str::to_string),
             },
             log: log_settings(raw)?,
             config_file: raw.file_path().map(PathBuf::from),
@@ -501,6 +518,36 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("encryption"), "{err}");
+    }
+
+    #[test]
+    fn postgres_connection_defaults() {
+        let s = resolve(&[]).unwrap();
+        assert_eq!(s.pg.os_user, None);
+        assert_eq!(s.pg.passfile, None);
+        assert_eq!(s.pg.connect_timeout, None);
+        assert_eq!(s.pg.application_name, "wal-g");
+        let s = resolve(&[
+            ("USER", "alice"),
+            ("LOGNAME", "bob"),
+            ("HOME", "/home/alice"),
+            ("PGCONNECT_TIMEOUT", "7"),
+        ])
+        .unwrap();
+        assert_eq!(s.pg.os_user.as_deref(), Some("alice"));
+        assert_eq!(s.pg.passfile, Some(PathBuf::from("/home/alice/.pgpass")));
+        assert_eq!(s.pg.connect_timeout, Some(Duration::from_secs(7)));
+        let s = resolve(&[
+            ("LOGNAME", "bob"),
+            ("HOME", "/home/alice"),
+            ("PGPASSFILE", "/etc/walg/pgpass"),
+            ("PGCONNECT_TIMEOUT", "0"),
+        ])
+        .unwrap();
+        assert_eq!(s.pg.os_user.as_deref(), Some("bob"));
+        assert_eq!(s.pg.passfile, Some(PathBuf::from("/etc/walg/pgpass")));
+        assert_eq!(s.pg.connect_timeout, None);
+        assert!(resolve(&[("PGCONNECT_TIMEOUT", "-1")]).is_err());
     }
 
     #[test]

@@ -552,7 +552,22 @@ pub static SETTINGS: &[SettingDef] = &[
         Postgres,
         "Database to connect to.",
     ),
-    def("PGSSLMODE", &[], Str, None, Postgres, "TLS mode."),
+    def(
+        "PGCONNECT_TIMEOUT",
+        &[],
+        Int(0),
+        None,
+        Postgres,
+        "Seconds to wait for a connection to one host; unset or `0`: 10 (walg never waits forever).",
+    ),
+    def(
+        "PGSSLMODE",
+        &[],
+        Str,
+        None,
+        Postgres,
+        "TLS mode. walg has no TLS yet: `require`, `verify-ca` and `verify-full` are refused for TCP hosts.",
+    ),
     def(
         "PGSSLCERT",
         &[],
