@@ -104,8 +104,24 @@ pub struct Settings {
     pub wal: WalSettings,
     pub pg: PgSettings,
     pub log: LogSettings,
+    pub backup: BackupSettings,
     /// The config file that was read (handed on to child processes).
     pub config_file: Option<PathBuf>,
+}
+
+/// Base backup settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupSettings {
+    /// `WALG_TAR_SIZE_THRESHOLD`: a tar part is closed once its content exceeds this.
+    pub tar_size_threshold: u64,
+    /// `WALG_UPLOAD_DISK_CONCURRENCY`: tar parts built at once.
+    pub upload_disk_concurrency: usize,
+    /// `WALG_TAR_DISABLE_FSYNC`: skip fsync of restored files.
+    pub disable_fsync: bool,
+    /// `WALG_SENTINEL_USER_DATA`, parsed.
+    pub user_data: Option<serde_json::Value>,
+    /// `WALG_STOP_BACKUP_TIMEOUT`: the bounded wait for the last segment to be archived.
+    pub archive_wait: Duration,
 }
 
 /// Typed access to one raw config, collecting the first error.
@@ -234,6 +250,7 @@ impl Settings {
                     .map(str::to_string),
             },
             log: log_settings(raw)?,
+            backup: backup_settings(&r)?,
             config_file: raw.file_path().map(PathBuf::from),
         })
     }
@@ -262,6 +279,26 @@ pub fn log_settings(raw: &RawConfig) -> Result<LogSettings, ConfigError> {
         .filter(|d| d != "stderr")
         .map(PathBuf::from);
     Ok(LogSettings { level, destination })
+}
+
+fn backup_settings(r: &Resolver<'_>) -> Result<BackupSettings, ConfigError> {
+    let user_data = match r.raw("WALG_SENTINEL_USER_DATA")? {
+        Some((d, v)) => Some(
+            serde_json::from_str(&v.value)
+                .map_err(|e| ConfigError::new(d, &v, format!("not valid JSON: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(BackupSettings {
+        tar_size_threshold: u64::try_from(
+            r.int("WALG_TAR_SIZE_THRESHOLD")?.unwrap_or(1_073_741_823),
+        )
+        .unwrap_or(1_073_741_823),
+        upload_disk_concurrency: r.count("WALG_UPLOAD_DISK_CONCURRENCY")?.max(1),
+        disable_fsync: r.bool("WALG_TAR_DISABLE_FSYNC")?,
+        user_data,
+        archive_wait: r.duration("WALG_STOP_BACKUP_TIMEOUT")?,
+    })
 }
 
 fn refuse_unsupported(raw: &RawConfig) -> Result<(), ConfigError> {
@@ -551,6 +588,20 @@ mod tests {
     }
 
     #[test]
+    fn backup_settings() {
+        let s = resolve(&[]).unwrap();
+        assert_eq!(s.backup.tar_size_threshold, 1_073_741_823);
+        assert_eq!(s.backup.archive_wait, Duration::from_secs(600));
+        assert!(s.backup.user_data.is_none());
+        let s = resolve(&[("WALG_SENTINEL_USER_DATA", r#"{"a": [1]}"#)]).unwrap();
+        assert_eq!(s.backup.user_data, Some(serde_json::json!({"a": [1]})));
+        let err = resolve(&[("WALG_SENTINEL_USER_DATA", "{oops")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not valid JSON"), "{err}");
+    }
+
+    #[test]
     fn log_levels() {
         assert_eq!(
             resolve(&[("WALG_LOG_LEVEL", "DEVEL")]).unwrap().log.level,
@@ -583,6 +634,9 @@ mod tests {
             let mut pairs = vec![(d.name, value)];
             if d.name == "WALG_S3_PREFIX" {
                 pairs = vec![(d.name, "s3://b/p")];
+            }
+            if d.name == "WALG_SENTINEL_USER_DATA" {
+                pairs = vec![(d.name, r#"{"team": "dba"}"#)];
             }
             if d.name == "WALG_ZSTD_LEVEL" {
                 pairs.push(("WALG_COMPRESSION_METHOD", "zstd"));

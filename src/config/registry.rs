@@ -482,6 +482,14 @@ pub static SETTINGS: &[SettingDef] = &[
         Core,
         "JSON stored in the backup sentinel as `UserData`.",
     ),
+    def(
+        "WALG_STOP_BACKUP_TIMEOUT",
+        &[],
+        Duration,
+        Some("10m"),
+        Core,
+        "Longest backup-push waits, after stopping the backup, for its last WAL segment to be archived (WAL-G: no limit).",
+    ),
     // WAL archiving.
     def(
         "WALG_PREVENT_WAL_OVERWRITE",
@@ -709,7 +717,6 @@ pub static SETTINGS: &[SettingDef] = &[
     ignored("WALG_PG_WAL_PAGE_SIZE", &[], "WAL parser page size."),
     ignored("WALG_PG_BLOCK_SIZE", &[], "Relation page size."),
     ignored("WALG_ALIVE_CHECK_INTERVAL", &[], "Backup liveness check."),
-    ignored("WALG_STOP_BACKUP_TIMEOUT", &[], "Backup stop timeout."),
     ignored("WALG_DISK_RATE_LIMIT", &[], "Disk rate limit."),
     ignored("WALG_NETWORK_RATE_LIMIT", &[], "Network rate limit."),
     ignored("WALG_INTEGRITY_MAX_DELAYED_WALS", &[], "wal-verify."),
