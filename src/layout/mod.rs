@@ -1,4 +1,8 @@
 //! WAL-G's storage layout: the one place where object keys are built and parsed. No I/O.
+//!
+//! WAL objects are here; base backups in [`backup`].
+
+pub mod backup;
 
 use crate::compression::Decoder;
 use crate::storage::{Key, StorageError};
