@@ -5,7 +5,7 @@
 
 pub mod backup;
 pub mod documents;
-mod gojson;
+pub mod gojson;
 pub mod gotime;
 
 pub use gojson::{to_vec_v1, to_vec_v1_indented};
