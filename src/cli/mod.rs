@@ -4,6 +4,7 @@
 pub mod exit;
 pub mod logging;
 pub mod progress;
+pub mod render;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -66,6 +67,22 @@ enum Command {
         wal_name: String,
         /// Where to write it (%p)
         destination_filename: PathBuf,
+    },
+    /// List the backups in storage, oldest first
+    ///
+    /// A backup is listed once its stop sentinel exists, ordered by the sentinel's
+    /// modification time (by start time with --detail). Output is the same as WAL-G's.
+    BackupList {
+        /// A table with borders and numbered rows; with --json, indented JSON
+        #[arg(long)]
+        pretty: bool,
+        /// JSON output
+        #[arg(long)]
+        json: bool,
+        /// Add each backup's metadata: start and finish time, host, data directory, PostgreSQL
+        /// version, LSNs, permanence
+        #[arg(long)]
+        detail: bool,
     },
     /// Download the segments after WAL_NAME into .wal-g/prefetch (started by wal-fetch)
     #[command(hide = true)]
@@ -229,6 +246,19 @@ async fn dispatch(
                 Ok(exit::WAL_NOT_FOUND)
             }
         },
+        Command::BackupList {
+            pretty,
+            json,
+            detail,
+        } => {
+            let format = render::ListFormat {
+                json,
+                pretty,
+                detail,
+            };
+            render::backup_list(&ctx, format).await?;
+            Ok(exit::SUCCESS)
+        }
         Command::WalPrefetch {
             wal_name,
             prefetch_location,

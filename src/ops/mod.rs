@@ -1,6 +1,7 @@
 //! Use cases: one module per command. Each returns a report; nothing here prints or reads the
 //! environment.
 
+pub mod backup_list;
 pub mod progress;
 pub mod recovery_conf;
 pub mod wal_fetch;

@@ -1,4 +1,14 @@
-//! WAL-G's storage layout: the one place where object keys are built and parsed. No I/O.
+//! WAL-G's storage layout: the one place where object keys are built and parsed, and the
+//! JSON documents stored there. No I/O.
+//!
+//! WAL objects are here; base backups in [`backup`], their JSON documents in [`documents`].
+
+pub mod backup;
+pub mod documents;
+pub mod gojson;
+pub mod gotime;
+
+pub use gojson::{to_vec_v1, to_vec_v1_indented};
 
 use crate::compression::Decoder;
 use crate::storage::{Key, StorageError};
