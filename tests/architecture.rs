@@ -28,6 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("pg", &[]),
     ("compression", &[]),
     ("storage", &["util"]),
+    ("archive", &["util"]),
     ("util", &[]),
 ];
 
