@@ -9,7 +9,9 @@
 //! untrusted, and reports what it wrote; [`sync_all`] then makes all of it durable.
 
 pub mod walk;
+pub mod writer;
 
 pub use walk::{
     EXCLUDED_NAMES, Entry, EntryKind, PG_CONTROL_MEMBER, TablespaceLocation, Walk, partition, walk,
 };
+pub use writer::TarWriter;
