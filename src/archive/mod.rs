@@ -8,9 +8,11 @@
 //! Restore: [`extract`] unpacks one decompressed tar stream into a directory, treating it as
 //! untrusted, and reports what it wrote; [`sync_all`] then makes all of it durable.
 
+pub mod reader;
 pub mod walk;
 pub mod writer;
 
+pub use reader::{ExtractError, ExtractOptions, ExtractReport, Redirect, extract};
 pub use walk::{
     EXCLUDED_NAMES, Entry, EntryKind, PG_CONTROL_MEMBER, TablespaceLocation, Walk, partition, walk,
 };
