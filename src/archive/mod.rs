@@ -9,10 +9,12 @@
 //! untrusted, and reports what it wrote; [`sync_all`] then makes all of it durable.
 
 pub mod reader;
+pub mod sync;
 pub mod walk;
 pub mod writer;
 
 pub use reader::{ExtractError, ExtractOptions, ExtractReport, Redirect, extract};
+pub use sync::sync_all;
 pub use walk::{
     EXCLUDED_NAMES, Entry, EntryKind, PG_CONTROL_MEMBER, TablespaceLocation, Walk, partition, walk,
 };
