@@ -59,9 +59,9 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// The 198-byte member name whose last component (120 bytes) forces a PAX header.
+/// The 200-byte member name whose last component (121 bytes) forces a PAX header.
 fn long_member() -> String {
-    format!("/deep/{}/{}", "d".repeat(70), "f".repeat(120))
+    format!("/deep/{}/{}", "d".repeat(72), "f".repeat(121))
 }
 
 /// A data directory with the cases that matter, and a tablespace next to it.
@@ -212,6 +212,7 @@ fn python_tarfile_reads_what_we_write() {
             .map(|v| v.as_str().unwrap())
             .collect();
         if entry.member == long_member() {
+            assert_eq!(entry.member.len(), 200);
             assert_eq!(pax, ["path"]);
         } else {
             assert!(pax.is_empty(), "{}: unexpected PAX {pax:?}", entry.member);
@@ -261,12 +262,13 @@ fn gnu_tar_lists_and_extracts_what_we_write() {
         assert_eq!(fields[5], entry.member, "{line}");
     }
 
-    // GNU tar strips the leading "/" and extracts everything where it belongs.
+    // GNU tar strips the leading "/" and extracts everything where it belongs (-p: modes as
+    // stored, whatever the umask).
     let out = dir.path().join("gnu");
     fs::create_dir(&out).unwrap();
     run(
         "tar",
-        &["-xf", path.to_str().unwrap(), "-C", out.to_str().unwrap()],
+        &["-xpf", path.to_str().unwrap(), "-C", out.to_str().unwrap()],
     );
     for entry in &walk.entries {
         let restored = out.join(entry.member.trim_start_matches('/'));

@@ -1,7 +1,7 @@
 //! PGDATA to WAL-G tar parts and back, as a pure library: files in, tar bytes out, and the
 //! reverse. No storage, no configuration, no PostgreSQL connection, no output.
 //!
-//! Backup: [`walk`] lists PGDATA with WAL-G's order, exclusions, tablespaces and the held-back
+//! Backup: [`walk()`] lists PGDATA with WAL-G's order, exclusions, tablespaces and the held-back
 //! `pg_control`; [`partition`] splits the entries into parts by WAL-G's size rule; a
 //! [`TarWriter`] per part writes the members (and `backup_label` / `tablespace_map`).
 //!

@@ -4,7 +4,8 @@
 //! contents, symlinks not followed (`lstat`). Any entry whose basename is on
 //! [`EXCLUDED_NAMES`] is left out, except that an excluded *directory* keeps its own entry (so
 //! it is recreated empty on restore) while its contents are skipped. `/global/pg_control` is
-//! held back: it goes into its own tar after everything else.
+//! held back: it goes into its own tar after everything else. (WAL-G holds back any file named
+//! `pg_control` and keeps only the last one seen; a data directory has just the one.)
 //!
 //! Tablespaces: when the walk reaches `<PGDATA>/pg_tblspc`, each symlink in it is read, recorded
 //! as a [`TablespaceLocation`], and the directory it points to is walked right away with member
