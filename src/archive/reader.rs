@@ -56,7 +56,8 @@ pub struct ExtractOptions {
     pub redirects: Vec<Redirect>,
 }
 
-/// What [`extract`] wrote, for the fsync pass that must follow.
+/// What [`extract`] wrote, for the fsync pass that must follow ([`super::sync_all`]). Paths
+/// are under the canonical form of the target (symlinks in the target's own path resolved).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExtractReport {
     /// Regular files written, in stream order.
