@@ -28,6 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("pg", &["util"]),
     ("compression", &[]),
     ("storage", &["util"]),
+    ("archive", &["util"]),
     ("util", &[]),
 ];
 
