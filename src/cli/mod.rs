@@ -68,6 +68,56 @@ enum Command {
         /// Where to write it (%p)
         destination_filename: PathBuf,
     },
+    /// Take a full base backup of a running cluster: backup-push $PGDATA
+    ///
+    /// Connects with the usual PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE (unix sockets
+    /// included), checks that WAL archiving works, and writes the backup in WAL-G's layout. The
+    /// backup exists once its sentinel is written, last, after its WAL is archived.
+    BackupPush {
+        /// The data directory (default: the server's)
+        db_directory: Option<PathBuf>,
+        /// Mark the backup permanent: retention never deletes it
+        #[arg(short = 'p', long)]
+        permanent: bool,
+        /// Take a full backup (walg always does)
+        #[arg(short = 'f', long)]
+        full: bool,
+        /// JSON stored with the backup (default: WALG_SENTINEL_USER_DATA)
+        #[arg(long, value_name = "JSON")]
+        add_user_data: Option<String>,
+    },
+    /// Restore a base backup into an empty directory: backup-fetch DIR LATEST
+    ///
+    /// With --write-recovery-conf, also writes recovery.signal and a restore_command that runs
+    /// this walg with the same settings, and the optional recovery target, so that starting
+    /// PostgreSQL is the only step left.
+    BackupFetch {
+        /// Where to restore (created if missing; must be empty)
+        destination_directory: PathBuf,
+        /// A backup name from backup-list, or LATEST
+        backup_name: String,
+        /// Tablespace locations for the restore (WAL-G's restore spec JSON)
+        #[arg(long, value_name = "FILE")]
+        restore_spec: Option<PathBuf>,
+        /// Write recovery.signal and restore_command = 'walg wal-fetch %f %p'
+        #[arg(short = 'R', long)]
+        write_recovery_conf: bool,
+        /// Stop recovery at this time (recovery_target_time), e.g. '2026-11-24 10:00:00+00'
+        #[arg(long, value_name = "TIME", requires = "write_recovery_conf")]
+        target_time: Option<String>,
+        /// Stop recovery at this LSN (recovery_target_lsn), e.g. 0/3000060
+        #[arg(long, value_name = "LSN", requires = "write_recovery_conf")]
+        target_lsn: Option<String>,
+        /// Stop recovery at this restore point (recovery_target_name)
+        #[arg(long, value_name = "NAME", requires = "write_recovery_conf")]
+        target_name: Option<String>,
+        /// What to do at the target: pause, promote or shutdown (recovery_target_action)
+        #[arg(long, value_name = "ACTION", requires = "write_recovery_conf")]
+        target_action: Option<String>,
+        /// Timeline to recover along: latest, current or a number (recovery_target_timeline)
+        #[arg(long, value_name = "TIMELINE", requires = "write_recovery_conf")]
+        target_timeline: Option<String>,
+    },
     /// List the backups in storage, oldest first
     ///
     /// A backup is listed once its stop sentinel exists, ordered by the sentinel's
@@ -207,13 +257,62 @@ fn run(cli: Cli, flags: BTreeMap<String, String>) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(dispatch(cli.command, settings, &flags))
+    runtime.block_on(dispatch(cli.command, settings, &flags, &raw))
+}
+
+/// The arguments a `restore_command` needs to run walg with the settings of this run: the
+/// config file, and every non-secret setting given as a flag or in the environment (the
+/// server's environment may differ from a DBA's shell). Secrets are never written into
+/// `postgresql.auto.conf`: a warning names the ones the server must get another way.
+fn restore_args(raw: &RawConfig) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(file) = raw.file_path() {
+        args.push("--config".to_string());
+        args.push(file.display().to_string());
+    }
+    let mut secrets = Vec::new();
+    for def in registry::SETTINGS {
+        let Some(value) = raw.get(def) else { continue };
+        if !matches!(value.source, config::Source::Flag | config::Source::Env) {
+            continue;
+        }
+        if def.kind == Kind::Secret {
+            secrets.push(value.name);
+            continue;
+        }
+        args.push(format!("--{}", registry::flag_name(value.name)));
+        args.push(value.value);
+    }
+    if !secrets.is_empty() {
+        tracing::warn!(
+            "restore_command will not contain {}: the PostgreSQL server needs them in its environment, a config file or a credentials file",
+            secrets.join(", ")
+        );
+    }
+    args
+}
+
+/// The PostgreSQL connection from the resolved settings.
+fn connect_settings(pg: &config::PgSettings) -> crate::pg::ConnectSettings {
+    crate::pg::ConnectSettings {
+        host: pg.host.clone(),
+        port: pg.port,
+        user: pg.user.clone(),
+        os_user: pg.os_user.clone(),
+        password: pg.password.clone(),
+        passfile: pg.passfile.clone(),
+        database: pg.database.clone(),
+        application_name: pg.application_name.clone(),
+        connect_timeout: pg.connect_timeout,
+        sslmode: pg.sslmode.clone(),
+    }
 }
 
 async fn dispatch(
     command: Command,
     settings: Settings,
     flags: &BTreeMap<String, String>,
+    raw: &RawConfig,
 ) -> anyhow::Result<u8> {
     let storage_settings = settings.storage.clone().ok_or_else(|| {
         ops::HintedError::new(
@@ -246,6 +345,58 @@ async fn dispatch(
                 Ok(exit::WAL_NOT_FOUND)
             }
         },
+        Command::BackupPush {
+            db_directory,
+            permanent,
+            full: _,
+            add_user_data,
+        } => {
+            let user_data = add_user_data
+                .map(|text| serde_json::from_str(&text))
+                .transpose()
+                .context("--add-user-data is not valid JSON")?;
+            let options = ops::backup_push::BackupPushOptions {
+                pgdata: db_directory.or_else(|| ctx.settings.pg.data.clone()),
+                connect: connect_settings(&ctx.settings.pg),
+                permanent,
+                user_data,
+            };
+            let report =
+                ops::backup_push::run(&ctx, options, Arc::from(progress::for_stderr())).await?;
+            tracing::debug!("backup '{}': {} parts", report.name, report.parts);
+            Ok(exit::SUCCESS)
+        }
+        Command::BackupFetch {
+            destination_directory,
+            backup_name,
+            restore_spec,
+            write_recovery_conf,
+            target_time,
+            target_lsn,
+            target_name,
+            target_action,
+            target_timeline,
+        } => {
+            let recovery = write_recovery_conf.then(|| {
+                let command = ops::recovery_conf::restore_command(&ctx.exe, &restore_args(raw));
+                let target = ops::recovery_conf::RecoveryTarget {
+                    time: target_time,
+                    lsn: target_lsn,
+                    name: target_name,
+                    action: target_action,
+                    timeline: target_timeline,
+                };
+                (command, target)
+            });
+            let options = ops::backup_fetch::BackupFetchOptions {
+                destination: destination_directory,
+                name: backup_name,
+                restore_spec,
+                recovery,
+            };
+            ops::backup_fetch::run(&ctx, options, Arc::from(progress::for_stderr())).await?;
+            Ok(exit::SUCCESS)
+        }
         Command::BackupList {
             pretty,
             json,

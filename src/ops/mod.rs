@@ -1,7 +1,9 @@
 //! Use cases: one module per command. Each returns a report; nothing here prints or reads the
 //! environment.
 
+pub mod backup_fetch;
 pub mod backup_list;
+pub mod backup_push;
 pub mod progress;
 pub mod recovery_conf;
 pub mod wal_fetch;

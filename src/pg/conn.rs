@@ -402,6 +402,14 @@ impl PgConn {
         column(&row, 0, WHAT)
     }
 
+    /// `pg_switch_wal()`: closes the current WAL segment (primary only).
+    pub async fn switch_wal(&self) -> Result<(), PgError> {
+        const WHAT: &str = "switch to a new WAL segment";
+        self.query_row(WHAT, "SELECT pg_switch_wal()::text")
+            .await
+            .map(drop)
+    }
+
     /// The timeline of the last checkpoint (`pg_control_checkpoint()`).
     pub async fn timeline(&self) -> Result<u32, PgError> {
         const WHAT: &str = "read the timeline";

@@ -355,6 +355,35 @@ pub fn walg(args: &[&str], envs: &[(&str, &str)]) -> Output {
     run_with_timeout(cmd, COMMAND_TIMEOUT)
 }
 
+/// walg run as the PostgreSQL user (as a DBA or the server runs it) from `cwd`, with only the
+/// given settings in its environment.
+pub fn walg_as_pg(args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Output {
+    run_with_timeout(
+        walg_as_pg_command(args, envs, cwd),
+        Duration::from_secs(600),
+    )
+}
+
+/// The command [`walg_as_pg`] runs, for a caller that needs to watch it while it runs.
+pub fn walg_as_pg_command(args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Command {
+    let bin = walg_bin();
+    let mut cmd = if is_root() {
+        let mut c = Command::new(runuser_path());
+        c.args(["-u", PG_USER, "--"]).arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    };
+    cmd.env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LC_ALL", "C")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .current_dir(cwd)
+        .args(args)
+        .envs(envs.iter().copied());
+    cmd
+}
+
 /// A shell command line running walg with explicit settings, for `archive_command` and
 /// `restore_command`: `env K=V ... <walg> <args>`. `args` may use `%p`/`%f`.
 ///
@@ -529,6 +558,50 @@ impl Cluster {
             conf.push('\n');
         }
         write_pg_file(&self.data.join("harness.conf"), &conf);
+    }
+
+    /// A cluster from a data directory restored into `root/data` (by `walg backup-fetch`); its
+    /// `postgresql.conf` already includes `harness.conf`, which gets a new port and `opts`.
+    pub fn from_restored(root: TempDir, opts: ClusterOptions) -> Cluster {
+        assert!(
+            root.path().join("data/PG_VERSION").is_file(),
+            "no restored data directory in {}",
+            root.path().display()
+        );
+        Cluster::adopt(root, opts)
+    }
+
+    /// libpq settings reaching this cluster (socket, port, superuser), for walg backup-push.
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("PGHOST".to_string(), self.root.path().display().to_string()),
+            ("PGPORT".to_string(), self.port.to_string()),
+            ("PGUSER".to_string(), PG_USER.to_string()),
+            ("PGDATABASE".to_string(), "postgres".to_string()),
+        ]
+    }
+
+    /// `pg_dumpall` of the whole cluster.
+    pub fn dumpall(&self) -> String {
+        let out = run_with_timeout(self.client("pg_dumpall"), Duration::from_secs(300));
+        assert!(
+            out.status.success(),
+            "pg_dumpall failed\n{}",
+            describe_output(&out)
+        );
+        // pg_dump marks its output with a random `\restrict` key per run: not data.
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// `pg_amcheck` of every database (installing amcheck where missing).
+    pub fn amcheck(&self) -> Output {
+        let mut cmd = self.client("pg_amcheck");
+        cmd.args(["--all", "--install-missing", "--heapallindexed"]);
+        run_with_timeout(cmd, Duration::from_secs(300))
     }
 
     /// The data directory.

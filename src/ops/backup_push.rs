@@ -1,0 +1,583 @@
+//! `backup-push [PGDATA]`: a full base backup of a running cluster in WAL-G's layout.
+//!
+//! Order (field notes rule 6): check archiving → `pg_backup_start` on one session → walk
+//! PGDATA → data tar parts (read, tar, compress and upload at once, bounded) → `pg_control.tar`
+//! → `pg_backup_stop` on the same session → `backup_label.tar` from its result → wait (bounded)
+//! until the stop segment is archived → `files_metadata.json`, `metadata.json` → the sentinel,
+//! last. On any failure before the sentinel the session is closed, which aborts the backup on
+//! the server, the objects of this attempt are removed (best effort) and no sentinel exists.
+//!
+//! WAL-G compat: internal/databases/postgres/backup_push_handler.go, bundle.go.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use tokio::task::JoinSet;
+
+use super::progress::Progress;
+use super::{Context, HintedError};
+use crate::archive::{self, Entry, TarWriter, Walk};
+use crate::compression::{self, CompressionSettings};
+use crate::layout::backup as keys;
+use crate::layout::documents::{
+    BackupFileDescription, DATE_FMT, ExtendedMetadata, FilesMetadata, SENTINEL_VERSION, Sentinel,
+    Tablespace, TablespaceSpec,
+};
+use crate::layout::gotime::{GoTime, ceil_to_micros};
+use crate::pg::{BackupInProgress, ConnectSettings, PgConn};
+use crate::storage::{Key, StorageExt};
+use crate::util::pipe::{PipeWriter, pipe};
+
+const CHUNK: usize = 256 * 1024;
+
+/// What the caller asks for.
+#[derive(Debug, Clone)]
+pub struct BackupPushOptions {
+    /// The data directory given on the command line; `None`: the server's.
+    pub pgdata: Option<PathBuf>,
+    pub connect: ConnectSettings,
+    /// `--permanent`.
+    pub permanent: bool,
+    /// `--add-user-data` (else `WALG_SENTINEL_USER_DATA`).
+    pub user_data: Option<serde_json::Value>,
+}
+
+/// The result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupPushReport {
+    pub name: String,
+    pub parts: usize,
+    pub uncompressed_size: u64,
+    pub compressed_size: u64,
+    pub start_lsn: u64,
+    pub finish_lsn: u64,
+}
+
+/// Runs `backup-push`.
+pub async fn run(
+    ctx: &Context,
+    opts: BackupPushOptions,
+    progress: Arc<dyn Progress>,
+) -> anyhow::Result<BackupPushReport> {
+    // step: connect and check the server and the data directory.
+    let conn = PgConn::connect(&opts.connect).await?;
+    let server_dir = conn.data_directory().await?;
+    let pgdata = match &opts.pgdata {
+        Some(dir) => {
+            let dir = std::fs::canonicalize(dir)
+                .with_context(|| format!("data directory '{}'", dir.display()))?;
+            if dir != server_dir {
+                return Err(HintedError::new(
+                    format!(
+                        "'{}' is not the data directory of the server walg connected to ('{}')",
+                        dir.display(),
+                        server_dir.display()
+                    ),
+                    "check PGHOST/PGPORT, or give the server's data directory",
+                )
+                .into());
+            }
+            dir
+        }
+        None => server_dir,
+    };
+    for required in ["global/pg_control", "PG_VERSION"] {
+        if !pgdata.join(required).is_file() {
+            bail!(
+                "'{}' has no {required}: not a PostgreSQL data directory",
+                pgdata.display()
+            );
+        }
+    }
+    let segment_size = conn.wal_segment_size().await?;
+    if segment_size != ctx.settings.wal.segment_size {
+        return Err(HintedError::new(
+            format!(
+                "the server's WAL segments are {} MiB, walg is set for {} MiB",
+                segment_size / (1024 * 1024),
+                ctx.settings.wal.segment_size / (1024 * 1024)
+            ),
+            format!("set WALG_PG_WAL_SIZE={}", segment_size / (1024 * 1024)),
+        )
+        .into());
+    }
+    let system_identifier = conn.system_identifier().await?;
+    let pg_version = conn.server_version_num();
+    conn.check_archiving().await?;
+
+    // step: start the backup on this session and name it.
+    let start_time = GoTime::utc(ceil_to_micros(jiff::Timestamp::now()));
+    let label = format!(
+        "walg backup {}",
+        jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S %Z")
+    );
+    let session = start_unique(ctx, conn, &label, segment_size).await?;
+    let start = session.start().clone();
+    let name = keys::backup_name(start.timeline, start.lsn, segment_size)
+        .ok_or_else(|| anyhow::anyhow!("cannot name a backup starting at {:#X}", start.lsn))?
+        .as_str()
+        .to_string();
+    tracing::info!(
+        "starting backup '{name}' of '{}' at LSN {}",
+        pgdata.display(),
+        crate::pg::lsn_to_text(start.lsn)
+    );
+
+    let attempt = Attempt {
+        ctx,
+        name: name.clone(),
+        compression: ctx.settings.compression,
+        progress: Arc::clone(&progress),
+        compressed: Arc::new(AtomicU64::new(0)),
+    };
+    let result = attempt.upload_all(session, &pgdata).await;
+    let (conn, stop, uploaded) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            attempt.remove_objects().await;
+            return Err(e.context(format!("backup '{name}' failed; no backup was recorded")));
+        }
+    };
+    progress.end();
+
+    // step: the WAL from start to stop must be archived before the backup may exist.
+    let wait = ctx.settings.backup.archive_wait;
+    if let Some(segment) = &stop.stop_wal_file {
+        tracing::info!("waiting for WAL segment '{segment}' to be archived");
+        if let Err(e) = conn.wait_archived(segment, wait, |_, _| {}).await {
+            attempt.remove_objects().await;
+            return Err(anyhow::Error::new(e).context(format!(
+                "backup '{name}' is not usable without its WAL; no backup was recorded"
+            )));
+        }
+    }
+
+    // step: metadata, then the sentinel last.
+    let finish_time = GoTime::utc(ceil_to_micros(jiff::Timestamp::now()));
+    let uncompressed = uploaded.uncompressed;
+    let compressed = attempt.compressed.load(Ordering::Relaxed);
+    let hostname = hostname();
+    let data_dir = pgdata.display().to_string();
+    let user_data = opts
+        .user_data
+        .clone()
+        .or_else(|| ctx.settings.backup.user_data.clone());
+    let write_docs = async {
+        let files = uploaded.files_metadata;
+        put_json(ctx, &keys::files_metadata_key(&name)?, &files.to_json()?).await?;
+        let metadata = ExtendedMetadata {
+            start_time,
+            finish_time,
+            date_fmt: DATE_FMT.to_string(),
+            hostname: hostname.clone(),
+            data_dir: data_dir.clone(),
+            pg_version,
+            start_lsn: start.lsn,
+            finish_lsn: stop.stop_lsn,
+            is_permanent: opts.permanent,
+            system_identifier: Some(system_identifier),
+            uncompressed_size: i64::try_from(uncompressed).unwrap_or(i64::MAX),
+            compressed_size: i64::try_from(compressed).unwrap_or(i64::MAX),
+            user_data: user_data.clone(),
+        };
+        put_json(ctx, &keys::metadata_key(&name)?, &metadata.to_json()?).await?;
+        let sentinel = Sentinel {
+            lsn: Some(start.lsn),
+            pg_version,
+            finish_lsn: Some(stop.stop_lsn),
+            system_identifier: Some(system_identifier),
+            uncompressed_size: i64::try_from(uncompressed).unwrap_or(i64::MAX),
+            compressed_size: i64::try_from(compressed).unwrap_or(i64::MAX),
+            data_catalog_size: i64::try_from(uploaded.catalog_size).unwrap_or(i64::MAX),
+            spec: uploaded.spec.clone(),
+            user_data,
+            start_time,
+            finish_time,
+            hostname,
+            data_dir,
+            is_permanent: opts.permanent,
+            version: SENTINEL_VERSION,
+            date_fmt: DATE_FMT.to_string(),
+            ..Sentinel::default()
+        };
+        put_json(ctx, &keys::sentinel_key(&name)?, &sentinel.to_json()?).await?;
+        anyhow::Ok(())
+    };
+    if let Err(e) = write_docs.await {
+        attempt.remove_objects().await;
+        return Err(e.context(format!("backup '{name}' failed; no backup was recorded")));
+    }
+    tracing::info!("wrote backup with name {name} to storage {}", ctx.storage);
+    Ok(BackupPushReport {
+        name,
+        parts: uploaded.parts,
+        uncompressed_size: uncompressed,
+        compressed_size: compressed,
+        start_lsn: start.lsn,
+        finish_lsn: stop.stop_lsn,
+    })
+}
+
+/// Starts the backup; if a complete backup with the same name exists already (two backups
+/// starting in one WAL segment), aborts, switches to a new segment and starts again, so that
+/// an existing backup is never overwritten.
+async fn start_unique(
+    ctx: &Context,
+    conn: PgConn,
+    label: &str,
+    segment_size: u64,
+) -> anyhow::Result<BackupInProgress> {
+    let session = conn.start_backup(label).await?;
+    let start = session.start().clone();
+    let name = keys::backup_name(start.timeline, start.lsn, segment_size)
+        .ok_or_else(|| anyhow::anyhow!("cannot name a backup starting at {:#X}", start.lsn))?;
+    if !ctx
+        .storage
+        .exists(&keys::sentinel_key(name.as_str())?)
+        .await?
+    {
+        return Ok(session);
+    }
+    if start.in_recovery {
+        bail!(
+            "backup '{}' already exists and a standby cannot switch WAL segments; try again after more WAL",
+            name.as_str()
+        );
+    }
+    tracing::info!(
+        "backup '{}' exists already; switching to a new WAL segment",
+        name.as_str()
+    );
+    let (conn, _) = session.stop().await?;
+    conn.switch_wal().await?;
+    let session = conn.start_backup(label).await?;
+    let start = session.start().clone();
+    let again = keys::backup_name(start.timeline, start.lsn, segment_size)
+        .ok_or_else(|| anyhow::anyhow!("cannot name a backup starting at {:#X}", start.lsn))?;
+    if ctx
+        .storage
+        .exists(&keys::sentinel_key(again.as_str())?)
+        .await?
+    {
+        bail!("backup '{}' already exists", again.as_str());
+    }
+    Ok(session)
+}
+
+/// What the uploads produced, for the metadata.
+struct Uploaded {
+    parts: usize,
+    uncompressed: u64,
+    catalog_size: u64,
+    files_metadata: FilesMetadata,
+    spec: Option<TablespaceSpec>,
+}
+
+/// One backup attempt: where its objects go and what they cost.
+struct Attempt<'a> {
+    ctx: &'a Context,
+    name: String,
+    compression: CompressionSettings,
+    progress: Arc<dyn Progress>,
+    compressed: Arc<AtomicU64>,
+}
+
+/// One tar part to build: its object file name and members.
+struct PartPlan {
+    file_name: String,
+    entries: Vec<Entry>,
+}
+
+/// What building one part wrote.
+struct PartDone {
+    file_name: String,
+    members: Vec<Entry>,
+    content: u64,
+}
+
+impl Attempt<'_> {
+    fn ext(&self) -> &'static str {
+        self.compression.method.extension()
+    }
+
+    /// Uploads the data parts and `pg_control.tar`, stops the backup, uploads
+    /// `backup_label.tar`. The session is consumed: on error it is dropped, which aborts the
+    /// backup on the server.
+    async fn upload_all(
+        &self,
+        session: BackupInProgress,
+        pgdata: &Path,
+    ) -> anyhow::Result<(PgConn, crate::pg::BackupStop, Uploaded)> {
+        let root = pgdata.to_path_buf();
+        let walk: Walk = tokio::task::spawn_blocking(move || archive::walk(&root))
+            .await
+            .context("walking the data directory")?
+            .with_context(|| format!("walking '{}'", pgdata.display()))?;
+        let total: u64 = walk.entries.iter().map(|e| e.size).sum::<u64>()
+            + walk.pg_control.as_ref().map_or(0, |e| e.size);
+        self.progress
+            .begin(&format!("backup-push {}", self.name), Some(total));
+
+        // step: data parts, several at once (WALG_UPLOAD_DISK_CONCURRENCY), each streaming.
+        let parts = archive::partition(
+            walk.entries.clone(),
+            self.ctx.settings.backup.tar_size_threshold,
+        );
+        let plans: Vec<PartPlan> = parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, entries)| PartPlan {
+                file_name: keys::tar_part_file_name(
+                    u32::try_from(i + 1).unwrap_or(u32::MAX),
+                    self.ext(),
+                ),
+                entries,
+            })
+            .collect();
+        let part_count = plans.len();
+        let mut done = self.upload_parts(plans).await?;
+
+        // step: pg_control, after every data part.
+        let control = walk
+            .pg_control
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("global/pg_control vanished during the backup"))?;
+        let control_plan = PartPlan {
+            file_name: keys::pg_control_tar_file_name(self.ext()),
+            entries: vec![control],
+        };
+        let control_done = self.upload_parts(vec![control_plan]).await?;
+
+        // step: stop on the same session; the label files come from its result.
+        let (conn, stop) = session.stop().await?;
+        let label_name = keys::backup_label_tar_file_name(self.ext());
+        let label_file = Bytes::from(stop.label_file.clone().into_bytes());
+        let spcmap_file = Bytes::from(stop.spcmap_file.clone().into_bytes());
+        self.upload_tar(&label_name, move |tar| {
+            tar.append_label("backup_label", &label_file)?;
+            tar.append_label("tablespace_map", &spcmap_file)
+        })
+        .await?;
+
+        // step: files_metadata.json: every member of the data tars.
+        let mut files_metadata = FilesMetadata::default();
+        let zone = jiff::tz::TimeZone::system();
+        let mut uncompressed = 0;
+        for part in &done {
+            uncompressed += part.content;
+            let members: Vec<String> = part.members.iter().map(|e| e.member.clone()).collect();
+            for entry in &part.members {
+                let mtime =
+                    jiff::Timestamp::try_from(entry.mtime).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+                files_metadata.files.insert(
+                    entry.member.clone(),
+                    BackupFileDescription {
+                        mtime: GoTime::in_zone(mtime, &zone),
+                        ..BackupFileDescription::default()
+                    },
+                );
+            }
+            files_metadata
+                .tar_file_sets
+                .insert(part.file_name.clone(), members);
+        }
+        uncompressed += control_done.iter().map(|p| p.content).sum::<u64>();
+        files_metadata.tar_file_sets.insert(
+            label_name,
+            vec!["backup_label".to_string(), "tablespace_map".to_string()],
+        );
+        done.clear();
+
+        let spec = (!walk.tablespaces.is_empty()).then(|| TablespaceSpec {
+            base_prefix: pgdata.display().to_string(),
+            tablespaces: walk
+                .tablespaces
+                .iter()
+                .map(|t| Tablespace {
+                    name: t.oid.clone(),
+                    location: t
+                        .location
+                        .display()
+                        .to_string()
+                        .trim_end_matches('/')
+                        .to_string(),
+                    link: format!("pg_tblspc/{}", t.oid),
+                })
+                .collect(),
+        });
+        Ok((
+            conn,
+            stop,
+            Uploaded {
+                parts: part_count,
+                uncompressed,
+                catalog_size: total,
+                files_metadata,
+                spec,
+            },
+        ))
+    }
+
+    /// Builds and uploads parts, at most `WALG_UPLOAD_DISK_CONCURRENCY` at once.
+    async fn upload_parts(&self, plans: Vec<PartPlan>) -> anyhow::Result<Vec<PartDone>> {
+        let limit = self.ctx.settings.backup.upload_disk_concurrency.max(1);
+        let mut pending = plans.into_iter();
+        let mut running = JoinSet::new();
+        let mut done = Vec::new();
+        loop {
+            while running.len() < limit {
+                let Some(plan) = pending.next() else { break };
+                let job = self.part_job(plan)?;
+                running.spawn(job);
+            }
+            match running.join_next().await {
+                None => break,
+                Some(joined) => {
+                    let part = joined.context("tar part task failed")??;
+                    done.push(part);
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// A task that streams one data part: read files → tar → compress → upload.
+    fn part_job(
+        &self,
+        plan: PartPlan,
+    ) -> anyhow::Result<impl Future<Output = anyhow::Result<PartDone>> + Send + 'static> {
+        let key = keys::tar_partitions_folder(&self.name)?.join(&plan.file_name)?;
+        let storage = Arc::clone(&self.ctx.storage);
+        let compression = self.compression;
+        let counter = Arc::clone(&self.compressed);
+        let progress = Arc::clone(&self.progress);
+        Ok(async move {
+            let (writer, reader) = pipe(CHUNK, 4);
+            let file_name = plan.file_name.clone();
+            let producer =
+                tokio::task::spawn_blocking(move || -> std::io::Result<(Vec<Entry>, u64)> {
+                    let counted = Counting {
+                        inner: writer,
+                        count: counter,
+                    };
+                    let encoder = compression::encoder(compression, counted)?;
+                    let mut tar = TarWriter::new(encoder);
+                    let mut members = Vec::with_capacity(plan.entries.len());
+                    let mut content = 0;
+                    for entry in plan.entries {
+                        if let Some(bytes) = tar.append_entry(&entry)? {
+                            content += bytes;
+                            progress.add(bytes);
+                            members.push(entry);
+                        }
+                    }
+                    let encoder = tar.finish()?;
+                    let counted = encoder.finish()?;
+                    counted.inner.finish()?;
+                    Ok((members, content))
+                });
+            let (stored, produced) =
+                tokio::join!(storage.put(&key, Box::new(reader), None), producer);
+            let produced = produced.context("tar task failed")?;
+            match (stored, produced) {
+                (Ok(()), Ok((members, content))) => Ok(PartDone {
+                    file_name,
+                    members,
+                    content,
+                }),
+                (Err(e), Err(p)) if p.kind() == std::io::ErrorKind::BrokenPipe => {
+                    Err(anyhow::Error::new(e).context(format!("uploading '{key}'")))
+                }
+                (_, Err(p)) => Err(anyhow::Error::new(p).context(format!("building '{key}'"))),
+                (Err(e), Ok(_)) => Err(anyhow::Error::new(e).context(format!("uploading '{key}'"))),
+            }
+        })
+    }
+
+    /// Uploads a small tar built by `build`.
+    async fn upload_tar(
+        &self,
+        file_name: &str,
+        build: impl FnOnce(&mut TarWriter<compression::Encoder<Vec<u8>>>) -> std::io::Result<()>
+        + Send
+        + 'static,
+    ) -> anyhow::Result<()> {
+        let compression = self.compression;
+        let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            let mut tar = TarWriter::new(compression::encoder(compression, Vec::new())?);
+            build(&mut tar)?;
+            tar.finish()?.finish()
+        })
+        .await
+        .context("tar task failed")??;
+        self.compressed
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let key = keys::tar_partitions_folder(&self.name)?.join(file_name)?;
+        self.ctx
+            .storage
+            .put_bytes(&key, Bytes::from(bytes))
+            .await
+            .with_context(|| format!("uploading '{key}'"))
+    }
+
+    /// Removes what this attempt uploaded (best effort, bounded): a failed backup leaves no
+    /// garbage when storage allows.
+    async fn remove_objects(&self) {
+        let Ok(folder) = keys::backup_folder(&self.name) else {
+            return;
+        };
+        let cleanup = async {
+            let objects = self.ctx.storage.list(&folder).await?;
+            let keys: Vec<Key> = objects.into_iter().map(|o| o.key).collect();
+            self.ctx.storage.delete(&keys).await
+        };
+        match tokio::time::timeout(Duration::from_secs(60), cleanup).await {
+            Ok(Ok(())) => {
+                tracing::info!("removed the objects of the failed backup '{}'", self.name)
+            }
+            Ok(Err(e)) => tracing::warn!(
+                "could not remove the objects of the failed backup '{}': {e}",
+                self.name
+            ),
+            Err(_) => tracing::warn!(
+                "gave up removing the objects of the failed backup '{}'",
+                self.name
+            ),
+        }
+    }
+}
+
+async fn put_json(ctx: &Context, key: &Key, bytes: &[u8]) -> anyhow::Result<()> {
+    ctx.storage
+        .put_bytes(key, Bytes::copy_from_slice(bytes))
+        .await
+        .with_context(|| format!("uploading '{key}'"))
+}
+
+/// Counts the bytes written through it.
+struct Counting {
+    inner: PipeWriter,
+    count: Arc<AtomicU64>,
+}
+
+impl std::io::Write for Counting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The host name, as WAL-G records it in the sentinel.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}

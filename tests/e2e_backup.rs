@@ -1,0 +1,340 @@
+//! End to end: `walg backup-push` of a live PostgreSQL 15 cluster while pgbench writes,
+//! `walg backup-fetch` into a new directory, recovery through `walg wal-fetch`, and checks that
+//! the restored cluster holds exactly the data (pg_dumpall) and passes pg_amcheck. Local folder
+//! and S3; point-in-time recovery; a failure in the middle of a backup.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::pg::{
+    Cluster, ClusterOptions, Pgbench, describe_output, pg_tempdir, walg_as_pg, walg_as_pg_command,
+    walg_command,
+};
+use common::s3server::S3Server;
+
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("backup-push did not end within {timeout:?} after S3 stopped");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A table with realistic, poorly compressible content: random text, uuids, jsonb, an index.
+fn realistic_data(pg: &Cluster, rows: u32) {
+    pg.psql(&format!(
+        "create table docs(id bigserial primary key, uid uuid not null default gen_random_uuid(), \
+         body text, meta jsonb); \
+         insert into docs(body, meta) select \
+           string_agg(md5(random()::text), ' '), \
+           jsonb_build_object('n', g, 'tag', md5(g::text), 'score', random()) \
+         from generate_series(1, {rows}) g, generate_series(1, 8) w group by g; \
+         create index on docs(uid); create index on docs using gin(meta);"
+    ));
+}
+
+fn env_of(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// Runs walg as the PostgreSQL user with `settings` and the cluster's connection.
+fn walg(pg: &Cluster, settings: &[(String, String)], args: &[&str]) -> std::process::Output {
+    let mut all = settings.to_vec();
+    all.extend(pg.client_env());
+    walg_as_pg(args, &env_of(&all), pg.root_dir())
+}
+
+/// Backup while pgbench writes, more writes and a marker, restore, recover, compare.
+fn round_trip(settings: Vec<(String, String)>) {
+    let archive = walg_command(&env_of(&settings), "wal-push %p");
+    let mut pg = Cluster::init(ClusterOptions::archiving(archive));
+    pg.start();
+    pg.pgbench_init(2);
+    realistic_data(&pg, 5000);
+
+    // step: backup-push while pgbench writes.
+    let data_dir = pg.data_dir().to_str().expect("utf-8").to_string();
+    let out = std::thread::scope(|s| {
+        let load = s.spawn(|| pg.pgbench_run(Pgbench::Seconds(4)));
+        let out = walg(&pg, &settings, &["backup-push", &data_dir]);
+        load.join().expect("pgbench thread");
+        out
+    });
+    assert!(
+        out.status.success(),
+        "backup-push\n{}\n{}",
+        describe_output(&out),
+        pg.log_tail()
+    );
+    let listed = walg(&pg, &settings, &["backup-list", "--json"]);
+    assert!(listed.status.success(), "{}", describe_output(&listed));
+    let list: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("backup-list json");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+
+    // step: more writes after the backup, and a marker row.
+    pg.pgbench_run(Pgbench::Transactions(200));
+    pg.psql("create table marker as select 'after the backup'::text as note");
+    let last = pg.switch_wal();
+    pg.wait_archived_through(&last, TIMEOUT);
+    let before = pg.dumpall();
+    pg.stop();
+
+    // step: restore into a new directory with the recovery configuration, start, compare.
+    let root = pg_tempdir("walgrestore");
+    let dest = root.path().join("data");
+    let out = walg(
+        &pg,
+        &settings,
+        &[
+            "backup-fetch",
+            dest.to_str().expect("utf-8"),
+            "LATEST",
+            "--write-recovery-conf",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "backup-fetch\n{}",
+        describe_output(&out)
+    );
+    assert!(dest.join("recovery.signal").is_file());
+    let mut restored = Cluster::from_restored(root, ClusterOptions::default());
+    restored.start();
+    restored.wait_for_recovery_end(TIMEOUT);
+    assert_eq!(restored.psql("select note from marker"), "after the backup");
+    let after = restored.dumpall();
+    if before != after {
+        let dir = std::env::temp_dir();
+        let _ = std::fs::write(dir.join("walg-dump-before.sql"), &before);
+        let _ = std::fs::write(dir.join("walg-dump-after.sql"), &after);
+        panic!(
+            "pg_dumpall of the restored cluster differs from the original (both in {})",
+            dir.display()
+        );
+    }
+    let check = restored.amcheck();
+    assert!(
+        check.status.success(),
+        "pg_amcheck\n{}",
+        describe_output(&check)
+    );
+}
+
+fn local_settings(storage: &Path) -> Vec<(String, String)> {
+    vec![(
+        "WALG_FILE_PREFIX".to_string(),
+        storage.display().to_string(),
+    )]
+}
+
+#[test]
+fn round_trip_local_folder() {
+    let storage = pg_tempdir("walgbk");
+    round_trip(local_settings(storage.path()));
+}
+
+#[test]
+fn round_trip_s3() {
+    let server = S3Server::start();
+    // Credentials from a shared credentials file (a Kubernetes Secret mounted as a file): its
+    // path, unlike the keys, goes into the restore_command that backup-fetch writes.
+    let secrets = pg_tempdir("walgsecret");
+    let file = secrets.path().join("credentials");
+    std::fs::write(
+        &file,
+        format!(
+            "[default]\naws_access_key_id={}\naws_secret_access_key={}\n",
+            server.access_key(),
+            server.secret_key()
+        ),
+    )
+    .expect("write credentials");
+    let mut settings: Vec<(String, String)> = server
+        .walg_env("pg/main")
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("AWS_ACCESS_KEY") && !k.starts_with("AWS_SECRET"))
+        .collect();
+    settings.push((
+        "AWS_SHARED_CREDENTIALS_FILE".into(),
+        file.display().to_string(),
+    ));
+    round_trip(settings);
+}
+
+#[test]
+fn point_in_time_before_the_marker() {
+    let storage = pg_tempdir("walgpitr");
+    let settings = local_settings(storage.path());
+    let mut pg = Cluster::init(ClusterOptions::archiving(walg_command(
+        &env_of(&settings),
+        "wal-push %p",
+    )));
+    pg.start();
+    pg.pgbench_init(1);
+    let data_dir = pg.data_dir().to_str().expect("utf-8").to_string();
+    let out = walg(&pg, &settings, &["backup-push", &data_dir]);
+    assert!(
+        out.status.success(),
+        "backup-push\n{}",
+        describe_output(&out)
+    );
+
+    pg.psql("create table early as select g from generate_series(1, 1000) g");
+    std::thread::sleep(Duration::from_millis(1100));
+    let target = pg.psql("select now()::text");
+    std::thread::sleep(Duration::from_millis(1100));
+    pg.psql("create table marker as select 'too late'::text as note");
+    let last = pg.switch_wal();
+    pg.wait_archived_through(&last, TIMEOUT);
+    pg.stop();
+
+    let root = pg_tempdir("walgpitrrs");
+    let dest = root.path().join("data");
+    let out = walg(
+        &pg,
+        &settings,
+        &[
+            "backup-fetch",
+            dest.to_str().expect("utf-8"),
+            "LATEST",
+            "-R",
+            "--target-time",
+            &target,
+            "--target-action",
+            "promote",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "backup-fetch\n{}",
+        describe_output(&out)
+    );
+    let mut restored = Cluster::from_restored(root, ClusterOptions::default());
+    restored.start();
+    restored.wait_for_recovery_end(TIMEOUT);
+    assert_eq!(restored.psql("select count(*) from early"), "1000");
+    assert_eq!(
+        restored.psql("select count(*) from pg_class where relname = 'marker'"),
+        "0"
+    );
+}
+
+#[test]
+fn s3_killed_during_backup_push() {
+    let mut server = S3Server::start();
+    let mut settings = server.walg_env("pg/kill");
+    settings.push(("S3_MAX_RETRIES".into(), "1".into()));
+    settings.push(("S3_REQUEST_TIMEOUT".into(), "3s".into()));
+    settings.push(("S3_CONNECT_TIMEOUT".into(), "1s".into()));
+    settings.push(("S3_MAX_PART_SIZE".into(), "5242880".into()));
+    // WAL goes to a local folder, so that archiving keeps working while S3 is down.
+    let wal_store = pg_tempdir("walgkillwal");
+    let wal_settings = local_settings(wal_store.path());
+    let mut pg = Cluster::init(ClusterOptions::archiving(walg_command(
+        &env_of(&wal_settings),
+        "wal-push %p",
+    )));
+    pg.start();
+    pg.pgbench_init(10);
+    realistic_data(&pg, 20000);
+    let data_dir = pg.data_dir().to_str().expect("utf-8").to_string();
+    let backups = server
+        .data_dir()
+        .join(server.bucket())
+        .join("pg/kill/basebackups_005");
+
+    // step: stop S3 the moment the backup has started on the server, before any upload.
+    let mut all = settings.clone();
+    all.extend(pg.client_env());
+    let mut child = walg_as_pg_command(&["backup-push", &data_dir], &env_of(&all), pg.root_dir())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start backup-push");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let started = Instant::now();
+    let mut log = Vec::new();
+    while let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(60)) {
+        let begun = line.contains("starting backup");
+        log.push(line);
+        if begun {
+            break;
+        }
+    }
+    server.stop();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(60));
+    reader.join().expect("stderr reader");
+    log.extend(lines_rx.try_iter());
+    let out = std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr: log.join("\n").into_bytes(),
+    };
+    assert!(
+        !out.status.success(),
+        "backup-push must fail when S3 goes away\n{}",
+        describe_output(&out)
+    );
+    let out_first = out.clone();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "backup-push took {:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("ERROR:")).count(),
+        1,
+        "{stderr}"
+    );
+
+    // No sentinel, and the server-side backup is gone: the next backup-push succeeds.
+    server.restart();
+    let sentinels = std::fs::read_dir(&backups)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .ends_with("_backup_stop_sentinel.json")
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(sentinels, 0, "a failed backup must leave no sentinel");
+    let out = walg(&pg, &settings, &["backup-push", &data_dir]);
+    assert!(
+        out.status.success(),
+        "the next backup-push\n{}\n{}\nfirst attempt:\n{}",
+        describe_output(&out),
+        pg.log_tail(),
+        describe_output(&out_first)
+    );
+    assert!(
+        pg.log_text()
+            .contains("aborting backup due to backend exiting"),
+        "the first backup was not aborted on the server\n{}\n{}",
+        describe_output(&out_first),
+        pg.log_text()
+    );
+}
