@@ -22,7 +22,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("config", &["storage", "compression", "util"]),
     (
         "ops",
-        &["config", "storage", "compression", "layout", "pg", "util"],
+        &[
+            "config",
+            "storage",
+            "compression",
+            "layout",
+            "pg",
+            "archive",
+            "util",
+        ],
     ),
     ("layout", &["storage", "compression", "pg"]),
     ("pg", &["util"]),
