@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job, end to end, on the local-folder default:
 #   1. a throwaway PostgreSQL 15 cluster archives its WAL through `walg wal-push`;
-#   2. a base copy is taken while it writes; more writes and a marker row follow;
-#   3. the copy is started with `restore_command = 'walg wal-fetch %f %p'` and replays the
-#      archived WAL; the demo checks that every row, the marker included, is there.
+#   2. `walg backup-push` takes a base backup while pgbench writes; more writes and a marker
+#      row follow; `walg backup-list` shows the backup;
+#   3. `walg backup-fetch ... LATEST --write-recovery-conf` restores it into a new directory,
+#      which starts with `restore_command = 'walg wal-fetch %f %p'`, replays the archived WAL,
+#      and the demo checks that every row, the marker included, is there.
 # Everything lives in a temp folder that is removed at the end (KEEP=1 keeps it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,8 +62,13 @@ as_pg "$PGBIN/pgbench" -h "$work/sock" -p "$PORT" -i -s 5 -q postgres >/dev/null
 as_pg "$PGBIN/pgbench" -h "$work/sock" -p "$PORT" -T 3 -c 2 postgres >/dev/null 2>&1
 for _ in 1 2 3; do psql_at "$PORT" "select pg_switch_wal()" >/dev/null; done
 
-say "taking a base copy with pg_basebackup (WAL comes from the archive on restore)"
-as_pg "$PGBIN/pg_basebackup" -h "$work/sock" -p "$PORT" -D "$RESTORED" -X none -c fast >/dev/null
+say "walg backup-push while pgbench writes"
+as_pg "$PGBIN/pgbench" -h "$work/sock" -p "$PORT" -T 4 -c 2 postgres >/dev/null 2>&1 &
+load=$!
+as_pg env WALG_FILE_PREFIX="$STORE" PGHOST="$work/sock" PGPORT="$PORT" PGUSER=postgres \
+  "$WALG" backup-push "$PRIMARY"
+wait "$load"
+as_pg env WALG_FILE_PREFIX="$STORE" "$WALG" backup-list
 
 as_pg "$PGBIN/pgbench" -h "$work/sock" -p "$PORT" -T 3 -c 2 postgres >/dev/null 2>&1
 psql_at "$PORT" "create table demo_marker(note text); insert into demo_marker values ('written after the base copy')"
@@ -95,14 +102,15 @@ rc=$?
 set -e
 echo "a segment that was never archived: exit $rc (74 = not in storage)"
 
-say "stopping the primary; starting the copy with restore_command = 'walg wal-fetch %f %p'"
+say "stopping the primary; restoring the latest backup into a new directory"
 as_pg "$PGBIN/pg_ctl" -D "$PRIMARY" stop -m fast >/dev/null
+as_pg env WALG_FILE_PREFIX="$STORE" "$WALG" backup-fetch "$RESTORED" LATEST --write-recovery-conf
+echo "restore_command written by walg: $(grep restore_command "$RESTORED/postgresql.auto.conf")"
 cat >>"$RESTORED/postgresql.conf" <<CONF
 port = $PORT2
 archive_mode = off
-restore_command = 'WALG_FILE_PREFIX=$STORE $WALG wal-fetch %f %p'
 CONF
-as_pg touch "$RESTORED/recovery.signal"
+say "starting the restored cluster: it replays the archived WAL through walg wal-fetch"
 as_pg "$PGBIN/pg_ctl" -D "$RESTORED" -l "$work/restored.log" -w -t 120 start >/dev/null
 for _ in $(seq 1 300); do
   [ "$(psql_at "$PORT2" "select pg_is_in_recovery()" 2>/dev/null)" = f ] && break
