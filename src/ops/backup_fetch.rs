@@ -118,39 +118,17 @@ pub async fn run(
         redirects,
     });
     let filter = Arc::new(files);
-    let mut report = Totals::default();
-    report.add(extract_all(ctx, data, dest, &filter, &options, &progress).await?);
-    report.add(extract_all(ctx, label, dest, &filter, &options, &progress).await?);
-
-    // step: everything durable before pg_control appears (field notes rule 7).
-    if !ctx.settings.backup.disable_fsync {
-        let paths: Vec<PathBuf> = report
-            .files
-            .iter()
-            .chain(report.dirs.iter())
-            .cloned()
-            .collect();
-        let threads = ctx.settings.download_concurrency.clamp(1, 16);
-        tokio::task::spawn_blocking(move || archive::sync_all(&paths, threads))
-            .await
-            .context("fsync task failed")?
-            .context("syncing the restored files")?;
-    }
-    let control_report = extract_all(ctx, control, dest, &filter, &options, &progress).await?;
-    if !ctx.settings.backup.disable_fsync {
-        let paths: Vec<PathBuf> = control_report
-            .files
-            .iter()
-            .chain(control_report.dirs.iter())
-            .cloned()
-            .collect();
-        tokio::task::spawn_blocking(move || archive::sync_all(&paths, 1))
-            .await
-            .context("fsync task failed")?
-            .context("syncing pg_control")?;
-    }
-    report.add(control_report);
+    let restored = restore_parts(
+        ctx,
+        [data, label, control],
+        dest,
+        &filter,
+        &options,
+        &progress,
+    )
+    .await;
     progress.end();
+    let report = restored?;
 
     if let Some((restore_command, target)) = &opts.recovery {
         recovery_conf::write(dest, restore_command, target)?;
@@ -171,6 +149,49 @@ pub async fn run(
         bytes: report.bytes,
         skipped: report.skipped,
     })
+}
+
+/// Extracts the data parts, then `backup_label.tar`; fsyncs everything; then `pg_control.tar`,
+/// fsynced too (field notes rule 7: a restore that stops midway never looks complete).
+async fn restore_parts(
+    ctx: &Context,
+    [data, label, control]: [Vec<ObjectMeta>; 3],
+    dest: &Path,
+    filter: &Arc<Option<HashSet<String>>>,
+    options: &Arc<ExtractOptions>,
+    progress: &Arc<dyn Progress>,
+) -> anyhow::Result<Totals> {
+    let mut report = Totals::default();
+    report.add(extract_all(ctx, data, dest, filter, options, progress).await?);
+    report.add(extract_all(ctx, label, dest, filter, options, progress).await?);
+    if !ctx.settings.backup.disable_fsync {
+        let paths: Vec<PathBuf> = report
+            .files
+            .iter()
+            .chain(report.dirs.iter())
+            .cloned()
+            .collect();
+        let threads = ctx.settings.download_concurrency.clamp(1, 16);
+        tokio::task::spawn_blocking(move || archive::sync_all(&paths, threads))
+            .await
+            .context("fsync task failed")?
+            .context("syncing the restored files")?;
+    }
+    let control_report = extract_all(ctx, control, dest, filter, options, progress).await?;
+    if !ctx.settings.backup.disable_fsync {
+        let paths: Vec<PathBuf> = control_report
+            .files
+            .iter()
+            .chain(control_report.dirs.iter())
+            .cloned()
+            .collect();
+        tokio::task::spawn_blocking(move || archive::sync_all(&paths, 1))
+            .await
+            .context("fsync task failed")?
+            .context("syncing pg_control")?;
+    }
+    report.add(control_report);
+    Ok(report)
 }
 
 /// `LATEST` or an existing backup's name.

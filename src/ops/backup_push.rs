@@ -138,6 +138,7 @@ pub async fn run(
     let (conn, stop, uploaded) = match result {
         Ok(done) => done,
         Err(e) => {
+            progress.end();
             attempt.remove_objects().await;
             return Err(e.context(format!("backup '{name}' failed; no backup was recorded")));
         }
