@@ -187,12 +187,21 @@ fn point_in_time_before_the_marker() {
     pg.start();
     pg.pgbench_init(1);
     let data_dir = pg.data_dir().to_str().expect("utf-8").to_string();
-    let out = walg(&pg, &settings, &["backup-push", &data_dir]);
+    let out = walg(
+        &pg,
+        &settings,
+        &["backup-push", &data_dir, "--permanent", "--add-user-data", r#"{"reason":"test"}"#],
+    );
     assert!(
         out.status.success(),
         "backup-push\n{}",
         describe_output(&out)
     );
+
+    let listed = walg(&pg, &settings, &["backup-list", "--detail", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("backup-list json");
+    assert_eq!(list[0]["is_permanent"], serde_json::json!(true), "{list}");
+    assert_eq!(list[0]["user_data"], serde_json::json!({"reason": "test"}), "{list}");
 
     pg.psql("create table early as select g from generate_series(1, 1000) g");
     std::thread::sleep(Duration::from_millis(1100));
@@ -337,4 +346,60 @@ fn s3_killed_during_backup_push() {
         describe_output(&out_first),
         pg.log_text()
     );
+}
+
+#[test]
+fn tablespace_restored_through_a_restore_spec() {
+    let storage = pg_tempdir("walgts");
+    let settings = local_settings(storage.path());
+    let space = pg_tempdir("walgtsloc");
+    let mut pg = Cluster::init(ClusterOptions::archiving(walg_command(&env_of(&settings), "wal-push %p")));
+    pg.start();
+    pg.psql(&format!("create tablespace extra location '{}'", space.path().display()));
+    pg.psql("create table in_space tablespace extra as select g, md5(g::text) as h from generate_series(1, 20000) g");
+    let data_dir = pg.data_dir().to_str().expect("utf-8").to_string();
+    let out = walg(&pg, &settings, &["backup-push", &data_dir]);
+    assert!(out.status.success(), "backup-push\n{}", describe_output(&out));
+    let last = pg.switch_wal();
+    pg.wait_archived_through(&last, TIMEOUT);
+    pg.stop();
+
+    // Without a restore spec the original location is used: it is not empty, so walg refuses.
+    let root = pg_tempdir("walgtsrs");
+    let dest = root.path().join("data");
+    let out = walg(&pg, &settings, &["backup-fetch", dest.to_str().expect("utf-8"), "LATEST"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty"), "{}", describe_output(&out));
+
+    // With a restore spec naming a new location it restores, and the table reads back.
+    let new_space = pg_tempdir("walgtsnew");
+    let oid = std::fs::read_dir(pg.data_dir().join("pg_tblspc"))
+        .expect("pg_tblspc")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .expect("a tablespace");
+    let spec = root.path().join("restore-spec.json");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"{{"base_prefix": "{}", "tablespaces": ["{oid}"], "{oid}": {{"loc": "{}", "link": "pg_tblspc/{oid}"}}}}"#,
+            dest.display(),
+            new_space.path().display()
+        ),
+    )
+    .expect("write spec");
+    let _ = std::fs::remove_dir_all(&dest);
+    let out = walg(
+        &pg,
+        &settings,
+        &["backup-fetch", dest.to_str().expect("utf-8"), "LATEST", "--restore-spec", spec.to_str().expect("utf-8"), "-R"],
+    );
+    assert!(out.status.success(), "backup-fetch\n{}", describe_output(&out));
+    let link = std::fs::read_link(dest.join("pg_tblspc").join(&oid)).expect("tablespace link");
+    assert_eq!(link, new_space.path());
+    let mut restored = Cluster::from_restored(root, ClusterOptions::default());
+    restored.start();
+    restored.wait_for_recovery_end(TIMEOUT);
+    assert_eq!(restored.psql("select count(*) from in_space"), "20000");
 }
