@@ -30,7 +30,7 @@ pub fn report(err: &anyhow::Error) {
                 .find_map(|e| e.downcast_ref::<StorageError>())
                 .and_then(storage_hint)
         });
-    let message = format!("{err:#}");
+    let message = chain_message(err);
     let level = tracing::Level::ERROR;
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(
@@ -43,6 +43,25 @@ pub fn report(err: &anyhow::Error) {
     if let Some(hint) = hint {
         let _ = writeln!(stderr, "HINT: {hint}");
     }
+}
+
+/// The error and its causes joined by `: `, like `{err:#}`, but a cause whose text already ends
+/// the previous one is left out: many errors show their source in their own message and also
+/// return it from `source()`, which would print it twice.
+fn chain_message(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    let mut previous = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if previous.is_empty() || !previous.ends_with(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        previous = text;
+    }
+    message
 }
 
 pub fn code(code: u8) -> ExitCode {
@@ -64,5 +83,39 @@ fn storage_hint(err: &StorageError) -> Option<String> {
                 .to_string(),
         ),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading '{path}': {source}")]
+    struct Shows {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, "stream ends early");
+        let err = anyhow::Error::new(Shows {
+            path: "part_001.tar.lz4".into(),
+            source: io,
+        })
+        .context("restoring 'part_001.tar.lz4'");
+        assert_eq!(
+            chain_message(&err),
+            "restoring 'part_001.tar.lz4': reading 'part_001.tar.lz4': stream ends early"
+        );
+    }
+
+    #[test]
+    fn other_causes_are_all_printed() {
+        let err = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(chain_message(&err), "outer: middle: inner");
+        assert_eq!(chain_message(&anyhow::anyhow!("alone")), "alone");
     }
 }

@@ -847,10 +847,17 @@ impl Cluster {
     /// `pg_basebackup -D dest -X none -c fast` (dest must not exist, its parent must be writable
     /// by the PostgreSQL user).
     pub fn basebackup_to(&self, dest: &Path) {
+        self.basebackup_with(dest, &[]);
+    }
+
+    /// [`Cluster::basebackup_to`] with `extra` options, e.g. `-Ft` for `base.tar` and
+    /// `backup_manifest` in `dest` instead of a data directory.
+    pub fn basebackup_with(&self, dest: &Path, extra: &[&str]) {
         let mut cmd = self.client("pg_basebackup");
         cmd.arg("-D")
             .arg(dest)
-            .args(["-X", "none", "-c", "fast", "--no-sync"]);
+            .args(["-X", "none", "-c", "fast", "--no-sync"])
+            .args(extra);
         let out = run_with_timeout(cmd, Duration::from_secs(600));
         assert!(
             out.status.success(),
