@@ -190,7 +190,13 @@ fn point_in_time_before_the_marker() {
     let out = walg(
         &pg,
         &settings,
-        &["backup-push", &data_dir, "--permanent", "--add-user-data", r#"{"reason":"test"}"#],
+        &[
+            "backup-push",
+            &data_dir,
+            "--permanent",
+            "--add-user-data",
+            r#"{"reason":"test"}"#,
+        ],
     );
     assert!(
         out.status.success(),
@@ -201,7 +207,11 @@ fn point_in_time_before_the_marker() {
     let listed = walg(&pg, &settings, &["backup-list", "--detail", "--json"]);
     let list: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("backup-list json");
     assert_eq!(list[0]["is_permanent"], serde_json::json!(true), "{list}");
-    assert_eq!(list[0]["user_data"], serde_json::json!({"reason": "test"}), "{list}");
+    assert_eq!(
+        list[0]["user_data"],
+        serde_json::json!({"reason": "test"}),
+        "{list}"
+    );
 
     pg.psql("create table early as select g from generate_series(1, 1000) g");
     std::thread::sleep(Duration::from_millis(1100));
@@ -353,13 +363,24 @@ fn tablespace_restored_through_a_restore_spec() {
     let storage = pg_tempdir("walgts");
     let settings = local_settings(storage.path());
     let space = pg_tempdir("walgtsloc");
-    let mut pg = Cluster::init(ClusterOptions::archiving(walg_command(&env_of(&settings), "wal-push %p")));
+    let mut pg = Cluster::init(ClusterOptions::archiving(walg_command(
+        &env_of(&settings),
+        "wal-push %p",
+    )));
     pg.start();
-    pg.psql(&format!("create tablespace extra location '{}'", space.path().display()));
+    pg.psql(&format!(
+        "create tablespace extra location '{}'",
+        space.path().display()
+    ));
     pg.psql("create table in_space tablespace extra as select g, md5(g::text) as h from generate_series(1, 20000) g");
     let data_dir = pg.data_dir().to_str().expect("utf-8").to_string();
     let out = walg(&pg, &settings, &["backup-push", &data_dir]);
-    assert!(out.status.success(), "backup-push\n{}", describe_output(&out));
+    assert!(
+        out.status.success(),
+        "backup-push\n{}",
+        describe_output(&out)
+    );
+    pg.psql("create table after_backup as select 1");
     let last = pg.switch_wal();
     pg.wait_archived_through(&last, TIMEOUT);
     pg.stop();
@@ -367,9 +388,17 @@ fn tablespace_restored_through_a_restore_spec() {
     // Without a restore spec the original location is used: it is not empty, so walg refuses.
     let root = pg_tempdir("walgtsrs");
     let dest = root.path().join("data");
-    let out = walg(&pg, &settings, &["backup-fetch", dest.to_str().expect("utf-8"), "LATEST"]);
+    let out = walg(
+        &pg,
+        &settings,
+        &["backup-fetch", dest.to_str().expect("utf-8"), "LATEST"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty"), "{}", describe_output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not empty"),
+        "{}",
+        describe_output(&out)
+    );
 
     // With a restore spec naming a new location it restores, and the table reads back.
     let new_space = pg_tempdir("walgtsnew");
@@ -393,9 +422,20 @@ fn tablespace_restored_through_a_restore_spec() {
     let out = walg(
         &pg,
         &settings,
-        &["backup-fetch", dest.to_str().expect("utf-8"), "LATEST", "--restore-spec", spec.to_str().expect("utf-8"), "-R"],
+        &[
+            "backup-fetch",
+            dest.to_str().expect("utf-8"),
+            "LATEST",
+            "--restore-spec",
+            spec.to_str().expect("utf-8"),
+            "-R",
+        ],
     );
-    assert!(out.status.success(), "backup-fetch\n{}", describe_output(&out));
+    assert!(
+        out.status.success(),
+        "backup-fetch\n{}",
+        describe_output(&out)
+    );
     let link = std::fs::read_link(dest.join("pg_tblspc").join(&oid)).expect("tablespace link");
     assert_eq!(link, new_space.path());
     let mut restored = Cluster::from_restored(root, ClusterOptions::default());

@@ -129,6 +129,18 @@ pub async fn run(
     .await;
     progress.end();
     let report = restored?;
+    // PostgreSQL starts only on a data directory of mode 0700 or 0750; the backup's `/` member
+    // may carry another mode (other writers use 0755).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dest)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0o700);
+        if mode != 0o700 && mode != 0o750 {
+            std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode & 0o750 | 0o700))
+                .with_context(|| format!("setting the mode of '{}'", dest.display()))?;
+        }
+    }
 
     if let Some((restore_command, target)) = &opts.recovery {
         recovery_conf::write(dest, restore_command, target)?;
