@@ -139,6 +139,8 @@ pub async fn run(
         if mode != 0o700 && mode != 0o750 {
             std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode & 0o750 | 0o700))
                 .with_context(|| format!("setting the mode of '{}'", dest.display()))?;
+            crate::storage::fs::sync_dir(dest)
+                .with_context(|| format!("syncing '{}'", dest.display()))?;
         }
     }
 
