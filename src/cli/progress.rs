@@ -90,6 +90,8 @@ impl Lines {
         let rate = mib(done) / secs;
         match state.total {
             Some(total) if total > 0 => {
+                // Tar headers come on top of the content the total counts.
+                let done = done.min(total);
                 let left = total.saturating_sub(done);
                 let eta = if rate > 0.0 { mib(left) / rate } else { 0.0 };
                 format!(
