@@ -30,9 +30,7 @@ use crate::layout::documents::{
 use crate::layout::gotime::{GoTime, ceil_to_micros};
 use crate::pg::{BackupInProgress, ConnectSettings, PgConn};
 use crate::storage::{Key, StorageExt};
-use crate::util::pipe::{PipeWriter, pipe};
-
-const CHUNK: usize = 256 * 1024;
+use crate::util::pipe::PipeWriter;
 
 /// What the caller asks for.
 #[derive(Debug, Clone)]
@@ -457,10 +455,12 @@ impl Attempt<'_> {
         let counter = Arc::clone(&self.compressed);
         let progress = Arc::clone(&self.progress);
         Ok(async move {
-            let (writer, reader) = pipe(CHUNK, 4);
             let file_name = plan.file_name.clone();
-            let producer =
-                tokio::task::spawn_blocking(move || -> std::io::Result<(Vec<Entry>, u64)> {
+            let (members, content) = super::upload::stream_to_storage(
+                &storage,
+                &key,
+                "building the tar part",
+                move |writer| {
                     let counted = Counting {
                         inner: writer,
                         count: counter,
@@ -480,22 +480,14 @@ impl Attempt<'_> {
                     let counted = encoder.finish()?;
                     counted.inner.finish()?;
                     Ok((members, content))
-                });
-            let (stored, produced) =
-                tokio::join!(storage.put(&key, Box::new(reader), None), producer);
-            let produced = produced.context("tar task failed")?;
-            match (stored, produced) {
-                (Ok(()), Ok((members, content))) => Ok(PartDone {
-                    file_name,
-                    members,
-                    content,
-                }),
-                (Err(e), Err(p)) if p.kind() == std::io::ErrorKind::BrokenPipe => {
-                    Err(anyhow::Error::new(e).context(format!("uploading '{key}'")))
-                }
-                (_, Err(p)) => Err(anyhow::Error::new(p).context(format!("building '{key}'"))),
-                (Err(e), Ok(_)) => Err(anyhow::Error::new(e).context(format!("uploading '{key}'"))),
-            }
+                },
+            )
+            .await?;
+            Ok(PartDone {
+                file_name,
+                members,
+                content,
+            })
         })
     }
 

@@ -6,6 +6,7 @@ pub mod backup_list;
 pub mod backup_push;
 pub mod progress;
 pub mod recovery_conf;
+pub mod upload;
 pub mod wal_fetch;
 pub mod wal_object;
 pub mod wal_prefetch;

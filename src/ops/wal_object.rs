@@ -12,7 +12,6 @@ use tokio_util::io::SyncIoBridge;
 use crate::compression::{self, CompressionSettings, Decoder};
 use crate::layout;
 use crate::storage::{BoxReader, Key, Storage, StorageError, storage_error_in};
-use crate::util::pipe::pipe;
 
 const CHUNK: usize = 256 * 1024;
 
@@ -23,29 +22,16 @@ pub async fn upload_file(
     path: &Path,
     key: &Key,
 ) -> anyhow::Result<u64> {
-    let (writer, reader) = pipe(CHUNK, 4);
     let source = path.to_path_buf();
-    let producer = tokio::task::spawn_blocking(move || -> io::Result<u64> {
+    let what = format!("reading and compressing '{}'", path.display());
+    super::upload::stream_to_storage(storage, key, &what, move |writer| {
         let mut file = File::open(&source)?;
         let mut encoder = compression::encoder(compression, writer)?;
         let copied = copy(&mut file, &mut encoder)?;
         encoder.finish()?.finish()?;
         Ok(copied)
-    });
-    let (stored, produced) = tokio::join!(storage.put(key, Box::new(reader), None), producer);
-    let produced = produced.context("compression task failed")?;
-    match (stored, produced) {
-        (Ok(()), Ok(bytes)) => Ok(bytes),
-        // The upload stopped first: its error is the cause; the producer only saw a closed pipe.
-        (Err(e), Err(p)) if p.kind() == io::ErrorKind::BrokenPipe => {
-            Err(anyhow::Error::new(e).context(format!("uploading '{key}'")))
-        }
-        (_, Err(p)) => {
-            Err(anyhow::Error::new(p)
-                .context(format!("reading and compressing '{}'", path.display())))
-        }
-        (Err(e), Ok(_)) => Err(anyhow::Error::new(e).context(format!("uploading '{key}'"))),
-    }
+    })
+    .await
 }
 
 /// A stored WAL object, opened for reading.
