@@ -118,6 +118,16 @@ enum Command {
         #[arg(long, value_name = "TIMELINE", requires = "write_recovery_conf")]
         target_timeline: Option<String>,
     },
+    /// Make a backup permanent (retention never deletes it), or impermanent with -i
+    ///
+    /// Marking a delta backup permanent marks the backups it depends on too.
+    BackupMark {
+        /// The backup, as backup-list shows it
+        backup_name: String,
+        /// Make the backup impermanent instead
+        #[arg(short = 'i', long)]
+        impermanent: bool,
+    },
     /// List the backups in storage, oldest first
     ///
     /// A backup is listed once its stop sentinel exists, ordered by the sentinel's
@@ -395,6 +405,13 @@ async fn dispatch(
                 recovery,
             };
             ops::backup_fetch::run(&ctx, options, Arc::from(progress::for_stderr())).await?;
+            Ok(exit::SUCCESS)
+        }
+        Command::BackupMark {
+            backup_name,
+            impermanent,
+        } => {
+            ops::backup_mark::run(&ctx, &backup_name, !impermanent).await?;
             Ok(exit::SUCCESS)
         }
         Command::BackupList {

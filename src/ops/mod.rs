@@ -3,6 +3,7 @@
 
 pub mod backup_fetch;
 pub mod backup_list;
+pub mod backup_mark;
 pub mod backup_push;
 pub mod progress;
 pub mod recovery_conf;
