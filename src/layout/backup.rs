@@ -65,6 +65,16 @@ pub fn files_metadata_key(name: &str) -> Result<Key, StorageError> {
     backup_folder(name)?.join(FILES_METADATA_FILE)
 }
 
+/// `basebackups_005/<name>/walg_backup_in_progress.json`: kept fresh by a running `backup-push`
+/// (walg's own object; WAL-G ignores it), so that `delete` can tell an incomplete backup that
+/// is still being written from garbage.
+pub fn in_progress_marker_key(name: &str) -> Result<Key, StorageError> {
+    backup_folder(name)?.join(IN_PROGRESS_MARKER)
+}
+
+/// The file name of [`in_progress_marker_key`].
+pub const IN_PROGRESS_MARKER: &str = "walg_backup_in_progress.json";
+
 /// `basebackups_005/<name>/tar_partitions`.
 pub fn tar_partitions_folder(name: &str) -> Result<Key, StorageError> {
     backup_folder(name)?.join(TAR_PARTITIONS_FOLDER)

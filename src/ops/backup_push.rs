@@ -125,6 +125,8 @@ pub async fn run(
         crate::pg::lsn_to_text(start.lsn)
     );
 
+    // step: tell `delete` that this backup is being written, until it is complete.
+    let marker = InProgress::start(ctx, &name).await?;
     let attempt = Attempt {
         ctx,
         name: name.clone(),
@@ -210,6 +212,7 @@ pub async fn run(
         attempt.remove_objects().await;
         return Err(e.context(format!("backup '{name}' failed; no backup was recorded")));
     }
+    marker.finish().await;
     tracing::info!("wrote backup with name {name} to storage {}", ctx.storage);
     Ok(BackupPushReport {
         name,
@@ -265,6 +268,64 @@ async fn start_unique(
         bail!("backup '{}' already exists", again.as_str());
     }
     Ok(session)
+}
+
+/// The in-progress marker of a running backup, refreshed every [`MARKER_REFRESH`] by a task.
+struct InProgress {
+    key: Key,
+    refresher: tokio::task::JoinHandle<()>,
+    storage: Arc<dyn crate::storage::Storage>,
+}
+
+/// How often a running backup-push refreshes its marker.
+pub const MARKER_REFRESH: Duration = Duration::from_secs(60);
+
+impl InProgress {
+    async fn start(ctx: &Context, name: &str) -> anyhow::Result<InProgress> {
+        let key = keys::in_progress_marker_key(name)?;
+        let body = serde_json::json!({
+            "backup_name": name,
+            "hostname": hostname(),
+            "pid": std::process::id(),
+            "started": jiff::Timestamp::now().to_string(),
+        })
+        .to_string();
+        let body = Bytes::from(body);
+        ctx.storage
+            .put_bytes(&key, body.clone())
+            .await
+            .with_context(|| format!("uploading '{key}'"))?;
+        let storage = Arc::clone(&ctx.storage);
+        let refresh_key = key.clone();
+        let refresher = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(MARKER_REFRESH).await;
+                if let Err(e) = storage.put_bytes(&refresh_key, body.clone()).await {
+                    tracing::warn!("could not refresh '{refresh_key}': {e}");
+                }
+            }
+        });
+        Ok(InProgress {
+            key,
+            refresher,
+            storage: Arc::clone(&ctx.storage),
+        })
+    }
+
+    /// The backup is complete: stop refreshing and remove the marker (a leftover is harmless:
+    /// it goes stale and `delete` ignores stale markers of complete backups).
+    async fn finish(self) {
+        self.refresher.abort();
+        if let Err(e) = self.storage.delete(std::slice::from_ref(&self.key)).await {
+            tracing::warn!("could not remove '{}': {e}", self.key);
+        }
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.refresher.abort();
+    }
 }
 
 /// What the uploads produced, for the metadata.
