@@ -240,15 +240,15 @@ settle() {
 db_size() { psql_ -c "select sum(pg_database_size(oid)) from pg_database"; }
 
 # timed <log> [VAR=value...] <command...>: runs the command as postgres under GNU time (through
-# env, which execs it); prints "secs rss_kib rc".
+# env, which execs it); prints "secs rss_kib cpu_secs rc" (CPU: user + system, children included).
 timed() {
     local log=$1 rc
     shift
     set +e
-    as_pg /usr/bin/time -f '%e %M' -o "$WORK/time.out" env "$@" >"$log" 2>&1
+    as_pg /usr/bin/time -f '%e %M %U %S' -o "$WORK/time.out" env "$@" >"$log" 2>&1
     rc=$?
     set -e
-    echo "$(tail -n 1 "$WORK/time.out") $rc"
+    tail -n 1 "$WORK/time.out" | awk -v rc="$rc" '{ printf "%s %s %.2f %s\n", $1, $2, $3 + $4, rc }'
 }
 
 # check_run <what> <rc> <log>: dies with the log's tail when the run failed.
@@ -307,41 +307,41 @@ EOF
     echo "  $what: started, recovered, $rows rows in $MAIN_TABLE" >&2
 }
 
-record() { echo "$DS $*" >>"$RESULTS"; } # record <tool> <op> <rep> <secs> <rss_kib> <stored>
+record() { echo "$DS $*" >>"$RESULTS"; } # record <tool> <op> <rep> <secs> <rss_kib> <stored> <cpu>
 
 WALG_ENV=(WALG_FILE_PREFIX="$STORE" PGHOST="$WORK" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres)
 
 # --- the runs --------------------------------------------------------------------------------------
 run_walg() {
-    local rep=$1 secs rss rc log stored
+    local rep=$1 secs rss cpu rc log stored
     log=$WORK/logs/$DS-walg-backup-$rep.log
-    read -r secs rss rc < <(timed "$log" "${WALG_ENV[@]}" "$WORK/bin/walg" backup-push "$DATA")
+    read -r secs rss cpu rc < <(timed "$log" "${WALG_ENV[@]}" "$WORK/bin/walg" backup-push "$DATA")
     check_run "walg backup-push ($DS, rep $rep)" "$rc" "$log"
     compgen -G "$STORE/basebackups_005/*_backup_stop_sentinel.json" >/dev/null ||
         die "walg backup-push exited 0 but wrote no sentinel"
     stored=$(bytes_of "$STORE/basebackups_005")
-    record walg backup "$rep" "$secs" "$rss" "$stored"
+    record walg backup "$rep" "$secs" "$rss" "$stored" "$cpu"
     sync
 
     fresh_restore_dir
     log=$WORK/logs/$DS-walg-restore-$rep.log
-    read -r secs rss rc < <(timed "$log" WALG_FILE_PREFIX="$STORE" "$WORK/bin/walg" backup-fetch "$RESTORE" LATEST)
+    read -r secs rss cpu rc < <(timed "$log" WALG_FILE_PREFIX="$STORE" "$WORK/bin/walg" backup-fetch "$RESTORE" LATEST)
     check_run "walg backup-fetch ($DS, rep $rep)" "$rc" "$log"
-    record walg restore "$rep" "$secs" "$rss" -
+    record walg restore "$rep" "$secs" "$rss" - "$cpu"
     verify_restore "walg backup-fetch ($DS, rep $rep)"
     rm -rf "$RESTORE" "$STORE/basebackups_005"
     sync
 }
 
 run_pgbackrest() {
-    local rep=$1 secs rss rc log stored set
+    local rep=$1 secs rss cpu rc log stored set
     log=$WORK/logs/$DS-pgbackrest-backup-$rep.log
-    read -r secs rss rc < <(timed "$log" pgbackrest --config="$PGBR_CONF" --stanza=bench --type=full backup)
+    read -r secs rss cpu rc < <(timed "$log" pgbackrest --config="$PGBR_CONF" --stanza=bench --type=full backup)
     check_run "pgbackrest backup ($DS, rep $rep)" "$rc" "$log"
     set=$(find "$WORK/pgbr/repo/backup/bench" -mindepth 1 -maxdepth 1 -type d -name '*F' -printf '%f\n' | sort | tail -n 1)
     [[ -n "$set" ]] || die "pgbackrest backup exited 0 but no backup set is in the repository"
     stored=$(bytes_of "$WORK/pgbr/repo/backup/bench/$set")
-    record pgbackrest backup "$rep" "$secs" "$rss" "$stored"
+    record pgbackrest backup "$rep" "$secs" "$rss" "$stored" "$cpu"
     # Expire the previous set (the newest full backup cannot be), so that the repository holds
     # one backup when the next one is timed.
     find "$WORK/pgbr/repo/backup/bench" -mindepth 1 -maxdepth 1 -type d -name '*F' -printf '%f\n' |
@@ -355,24 +355,24 @@ run_pgbackrest() {
 
     fresh_restore_dir
     log=$WORK/logs/$DS-pgbackrest-restore-$rep.log
-    read -r secs rss rc < <(timed "$log" pgbackrest --config="$PGBR_CONF" --stanza=bench --pg1-path="$RESTORE" restore)
+    read -r secs rss cpu rc < <(timed "$log" pgbackrest --config="$PGBR_CONF" --stanza=bench --pg1-path="$RESTORE" restore)
     check_run "pgbackrest restore ($DS, rep $rep)" "$rc" "$log"
-    record pgbackrest restore "$rep" "$secs" "$rss" -
+    record pgbackrest restore "$rep" "$secs" "$rss" - "$cpu"
     verify_restore "pgbackrest restore ($DS, rep $rep)"
     rm -rf "$RESTORE"
     sync
 }
 
 run_basebackup() {
-    local rep=$1 secs rss rc log stored
+    local rep=$1 secs rss cpu rc log stored
     rm -rf "$RESTORE"
     log=$WORK/logs/$DS-pg_basebackup-$rep.log
-    read -r secs rss rc < <(timed "$log" "$PGBIN/pg_basebackup" -h "$WORK" -p "$PORT" -U postgres \
+    read -r secs rss cpu rc < <(timed "$log" "$PGBIN/pg_basebackup" -h "$WORK" -p "$PORT" -U postgres \
         -Ft -X none -c fast -D "$RESTORE")
     check_run "pg_basebackup ($DS, rep $rep)" "$rc" "$log"
     [[ -s "$RESTORE/base.tar" ]] || die "pg_basebackup exited 0 but wrote no base.tar"
     stored=$(bytes_of "$RESTORE")
-    record pg_basebackup backup "$rep" "$secs" "$rss" "$stored"
+    record pg_basebackup backup "$rep" "$secs" "$rss" "$stored" "$cpu"
     rm -rf "$RESTORE"
     sync
 }
@@ -463,8 +463,8 @@ archived=$(psql_ -c "select archived_count || ' archived, ' || failed_count || '
 as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
 
 # --- 4. report -------------------------------------------------------------------------------------
-# Columns of $RESULTS: dataset tool operation rep secs rss_kib stored_bytes.
-SECS=5 RSS=6 STORED=7
+# Columns of $RESULTS: dataset tool operation rep secs rss_kib stored_bytes cpu_secs.
+SECS=5 RSS=6 STORED=7 CPU=8
 # med <dataset> <tool> <op> <column>: the median of a column.
 med() {
     awk -v d="$1" -v t="$2" -v o="$3" -v c="$4" '$1 == d && $2 == t && $3 == o { print $c }' "$RESULTS" |
@@ -496,13 +496,15 @@ while read -r ds bytes desc; do
     [[ "$ds" == rss-* ]] && continue
     mib=$(calc "printf \"%.0f\", $bytes / $MIB")
     printf '\n== %s: %s; %s MiB of database (sum of pg_database_size)\n\n' "$ds" "$desc" "$mib"
-    printf '%-20s %-8s %9s %9s %14s %11s %7s\n' tool operation "median s" "MiB/s" "peak RSS MiB" "stored MiB" ratio
+    printf '%-20s %-8s %9s %9s %8s %14s %11s %7s\n' tool operation "median s" "MiB/s" "CPU s" "peak RSS MiB" \
+        "stored MiB" ratio
     declare -A S=() R=()
     for key in walg:backup walg:restore pgbackrest:backup pgbackrest:restore pg_basebackup:backup; do
         tool=${key%%:*} op=${key#*:}
         secs=$(med "$ds" "$tool" "$op" $SECS)
         rss=$(med "$ds" "$tool" "$op" $RSS)
         stored=$(med "$ds" "$tool" "$op" $STORED)
+        cpu=$(med "$ds" "$tool" "$op" $CPU)
         S[$key]=$secs
         R[$key]=$rss
         if [[ "$stored" == - ]]; then
@@ -511,11 +513,12 @@ while read -r ds bytes desc; do
             stored_col=$(calc "printf \"%.1f\", $stored / $MIB")
             ratio_col=$(calc "printf \"%.2fx\", $bytes / $stored")
         fi
-        printf '%-20s %-8s %9.2f %9.1f %14.1f %11s %7s\n' "$(tool_name "$tool")" "$op" "$secs" \
-            "$(calc "print ($secs > 0) ? $bytes / $MIB / $secs : 0")" "$(calc "print $rss / 1024")" \
+        printf '%-20s %-8s %9.2f %9.1f %8.2f %14.1f %11s %7s\n' "$(tool_name "$tool")" "$op" "$secs" \
+            "$(calc "print ($secs > 0) ? $bytes / $MIB / $secs : 0")" "$cpu" "$(calc "print $rss / 1024")" \
             "$stored_col" "$ratio_col"
     done
-    printf '\n(ratio = database size / stored size; MiB/s = database size / median seconds)\n\n'
+    printf '\n(MiB/s = database size / median seconds; CPU s = user + system, all processes;\n'
+    printf ' ratio = database size / stored size)\n\n'
     # Same database size for every tool: the throughput ratio is the inverse ratio of seconds.
     r1=$(calc "printf \"%.2f\", ${S[pgbackrest:backup]} / ${S[walg:backup]}")
     r2=$(calc "printf \"%.2f\", ${S[pg_basebackup:backup]} / ${S[walg:backup]}")
