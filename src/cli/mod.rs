@@ -20,20 +20,23 @@ use crate::config::{self, RawConfig, Settings};
 use crate::ops::{self, Context};
 use crate::storage;
 
-const VERSION: &str = concat!(
-    "version ",
-    env!("CARGO_PKG_VERSION"),
-    "\t",
-    env!("CARGO_PKG_NAME"),
-    "\t\tPostgreSQL"
-);
+/// `walg version <version>\t<revision>\t<build date>\tPostgreSQL`, WAL-G's shape. The revision
+/// and date come from `WALG_GIT_REVISION` / `WALG_BUILD_DATE` at build time when set.
+fn version() -> String {
+    format!(
+        "version {}\t{}\t{}\tPostgreSQL",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("WALG_GIT_REVISION").unwrap_or("unknown"),
+        option_env!("WALG_BUILD_DATE").unwrap_or("unknown"),
+    )
+}
 
 /// A WAL-G-compatible backup and WAL archiving tool for PostgreSQL.
 ///
 /// Settings come from hidden flags (`--walg-s3-prefix` ...), environment variables
 /// (`WALG_S3_PREFIX` ...) and a JSON config file, in that order; see docs/settings.md.
 #[derive(Debug, Parser)]
-#[command(name = "walg", version = VERSION, about, long_about = None, propagate_version = true)]
+#[command(name = "walg", version = version(), about, long_about = None, propagate_version = true)]
 struct Cli {
     /// JSON config file (default: $WALG_CONFIG_PATH, else $HOME/.walg.json)
     #[arg(long, global = true, value_name = "FILE")]
