@@ -32,6 +32,8 @@ mod objects;
 mod order;
 mod select;
 
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
