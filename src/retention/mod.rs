@@ -22,10 +22,14 @@
 //!   no delta is ever left without its base. `target` deletes every delta depending on the
 //!   target.
 //! * **WAL.** `retain`, `before` and `garbage` delete a WAL object only when it is older than
-//!   *every* kept backup (see [`objects`]) and outside the `[start, stop]` segment range of every
-//!   kept or permanent backup. `.history` files and names without a 24-hex segment name are never
-//!   deleted but by `everything`. Incomplete backup folders are deleted only when older than
-//!   every kept backup: a newer one may be a backup in progress.
+//!   *every* kept backup that is not kept merely for being permanent (for `garbage`: every
+//!   non-permanent backup), and outside the `[start, stop]` segment range of every kept or
+//!   permanent backup. Older means on the same or an earlier timeline and below the backup's
+//!   start segment number: WAL of a later timeline follows the backup, WAL of an earlier one past
+//!   its start may be another branch. `.history` files and names without a 24-hex segment name
+//!   are never deleted but by `everything`. Incomplete backup folders (no sentinel) are deleted
+//!   only when older than every such backup, as in WAL-G: a newer one may be a backup in
+//!   progress.
 //! * Only `basebackups_005/` and `wal_005/` are touched, except by `everything`.
 
 mod objects;
