@@ -1,8 +1,9 @@
 //! walg: a WAL-G-compatible backup and WAL archiving tool for PostgreSQL.
 //!
 //! Layers, top to bottom: `cli` (the only layer that talks to the user) → `ops` (one module per
-//! command) → `layout`, `pg`, `compression`, `storage`, `archive` → `util`. `config` turns flags,
-//! environment and the config file into typed settings once, at start-up.
+//! command) → `retention` (the pure plan of `delete`) → `layout`, `pg`, `compression`, `storage`,
+//! `archive` → `util`. `config` turns flags, environment and the config file into typed settings
+//! once, at start-up.
 
 pub mod archive;
 pub mod cli;
@@ -11,5 +12,6 @@ pub mod config;
 pub mod layout;
 pub mod ops;
 pub mod pg;
+pub mod retention;
 pub mod storage;
 pub mod util;
