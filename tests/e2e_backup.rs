@@ -154,25 +154,7 @@ fn round_trip_s3() {
     // Credentials from a shared credentials file (a Kubernetes Secret mounted as a file): its
     // path, unlike the keys, goes into the restore_command that backup-fetch writes.
     let secrets = pg_tempdir("walgsecret");
-    let file = secrets.path().join("credentials");
-    std::fs::write(
-        &file,
-        format!(
-            "[default]\naws_access_key_id={}\naws_secret_access_key={}\n",
-            server.access_key(),
-            server.secret_key()
-        ),
-    )
-    .expect("write credentials");
-    let mut settings: Vec<(String, String)> = server
-        .walg_env("pg/main")
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with("AWS_ACCESS_KEY") && !k.starts_with("AWS_SECRET"))
-        .collect();
-    settings.push((
-        "AWS_SHARED_CREDENTIALS_FILE".into(),
-        file.display().to_string(),
-    ));
+    let settings = server.walg_env_with_credentials_file("pg/main", secrets.path());
     round_trip(settings);
 }
 

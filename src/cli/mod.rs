@@ -131,6 +131,25 @@ enum Command {
         #[arg(short = 'i', long)]
         impermanent: bool,
     },
+    /// Delete old backups and WAL: a dry run that lists what would go, unless --confirm
+    ///
+    /// retain [FULL|FIND_FULL] N [--after NAME|TIME], before [FIND_FULL] NAME|TIME,
+    /// everything [FORCE], target [FIND_FULL] NAME | --target-user-data JSON,
+    /// garbage [ARCHIVES|BACKUPS]. Never deletes WAL a kept or permanent backup needs; refuses
+    /// to run while a backup-push writes to the same storage.
+    Delete {
+        #[command(subcommand)]
+        mode: DeleteMode,
+        /// Delete for real (without it: a dry run)
+        #[arg(long, global = true)]
+        confirm: bool,
+        /// Order backups by their start time in metadata.json
+        #[arg(long, global = true)]
+        use_sentinel_time: bool,
+        /// Print the plan as JSON on standard output
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// List the backups in storage, oldest first
     ///
     /// A backup is listed once its stop sentinel exists, ordered by the sentinel's
@@ -153,6 +172,131 @@ enum Command {
         wal_name: String,
         prefetch_location: PathBuf,
     },
+}
+
+/// The modes of `delete`, with WAL-G's positional words.
+#[derive(Debug, Subcommand)]
+enum DeleteMode {
+    /// Keep the N newest backups ([FULL|FIND_FULL] N)
+    Retain {
+        #[arg(num_args = 1..=2, value_name = "[FULL|FIND_FULL] N")]
+        words: Vec<String>,
+        /// Also keep every backup from this one (a name prefix or an RFC 3339 time) on
+        #[arg(short = 'a', long, value_name = "NAME|TIME")]
+        after: Option<String>,
+    },
+    /// Delete the backups older than NAME or TIME ([FIND_FULL] NAME|TIME)
+    Before {
+        #[arg(num_args = 1..=2, value_name = "[FIND_FULL] NAME|TIME")]
+        words: Vec<String>,
+    },
+    /// Delete every object of the storage (FORCE: permanent backups too)
+    Everything {
+        #[arg(value_name = "FORCE")]
+        force: Option<String>,
+    },
+    /// Delete one backup and its dependent deltas ([FIND_FULL] NAME), never WAL
+    Target {
+        #[arg(num_args = 0..=2, value_name = "[FIND_FULL] NAME")]
+        words: Vec<String>,
+        /// Select the backup by its user data (JSON) instead of its name
+        #[arg(long, value_name = "JSON")]
+        target_user_data: Option<String>,
+    },
+    /// Delete incomplete backups and WAL older than every backup ([ARCHIVES|BACKUPS])
+    Garbage {
+        #[arg(value_name = "ARCHIVES|BACKUPS")]
+        scope: Option<String>,
+        /// With no complete backup, delete every non-permanent object the scope covers
+        #[arg(long)]
+        without_backup_check: bool,
+    },
+}
+
+impl DeleteMode {
+    /// The rule of the retention planner.
+    fn rule(self) -> anyhow::Result<crate::retention::Rule> {
+        use crate::retention::{Anchor, GarbageScope, Modifier, Rule, TargetSelector};
+        let modifier = |word: &str| match word {
+            "FULL" => Ok(Modifier::Full),
+            "FIND_FULL" => Ok(Modifier::FindFull),
+            other => Err(anyhow::anyhow!("expected FULL or FIND_FULL, not '{other}'")),
+        };
+        Ok(match self {
+            DeleteMode::Retain { words, after } => {
+                let (modifier, count) = match words.as_slice() {
+                    [count] => (Modifier::None, count),
+                    [word, count] => (modifier(word)?, count),
+                    _ => anyhow::bail!("delete retain takes [FULL|FIND_FULL] N"),
+                };
+                let count = count.parse().map_err(|_| {
+                    anyhow::anyhow!("delete retain: '{count}' is not a number of backups")
+                })?;
+                Rule::Retain {
+                    modifier,
+                    count,
+                    after: after.as_deref().map(Anchor::parse),
+                }
+            }
+            DeleteMode::Before { words } => match words.as_slice() {
+                [anchor] => Rule::Before {
+                    find_full: false,
+                    anchor: Anchor::parse(anchor),
+                },
+                [word, anchor] if word == "FIND_FULL" => Rule::Before {
+                    find_full: true,
+                    anchor: Anchor::parse(anchor),
+                },
+                _ => {
+                    anyhow::bail!("delete before takes [FIND_FULL] NAME|TIME (FULL is not allowed)")
+                }
+            },
+            DeleteMode::Everything { force } => match force.as_deref() {
+                None => Rule::Everything { force: false },
+                Some("FORCE") => Rule::Everything { force: true },
+                Some(other) => anyhow::bail!("delete everything takes FORCE, not '{other}'"),
+            },
+            DeleteMode::Target {
+                words,
+                target_user_data,
+            } => {
+                let (find_full, name) = match words.as_slice() {
+                    [] => (false, None),
+                    [name] => (false, Some(name.clone())),
+                    [word, name] if word == "FIND_FULL" => (true, Some(name.clone())),
+                    _ => anyhow::bail!("delete target takes [FIND_FULL] NAME"),
+                };
+                let selector = match (name, target_user_data) {
+                    (Some(name), None) => TargetSelector::Name(name),
+                    (None, Some(json)) => TargetSelector::UserData(
+                        serde_json::from_str(&json)
+                            .context("--target-user-data is not valid JSON")?,
+                    ),
+                    _ => anyhow::bail!(
+                        "delete target takes a backup name or --target-user-data, one of them"
+                    ),
+                };
+                Rule::Target {
+                    find_full,
+                    selector,
+                }
+            }
+            DeleteMode::Garbage {
+                scope,
+                without_backup_check,
+            } => Rule::Garbage {
+                scope: match scope.as_deref() {
+                    None => GarbageScope::All,
+                    Some("ARCHIVES") => GarbageScope::Archives,
+                    Some("BACKUPS") => GarbageScope::Backups,
+                    Some(other) => {
+                        anyhow::bail!("delete garbage takes ARCHIVES or BACKUPS, not '{other}'")
+                    }
+                },
+                without_backup_check,
+            },
+        })
+    }
 }
 
 impl Command {
@@ -408,6 +552,21 @@ async fn dispatch(
                 recovery,
             };
             ops::backup_fetch::run(&ctx, options, Arc::from(progress::for_stderr())).await?;
+            Ok(exit::SUCCESS)
+        }
+        Command::Delete {
+            mode,
+            confirm,
+            use_sentinel_time,
+            json,
+        } => {
+            let rule = mode.rule()?;
+            let options = crate::retention::Options { use_sentinel_time };
+            let report =
+                ops::delete::run(&ctx, &rule, options, confirm, jiff::Timestamp::now()).await?;
+            if json {
+                render::json_line(&report)?;
+            }
             Ok(exit::SUCCESS)
         }
         Command::BackupMark {

@@ -421,3 +421,11 @@ fn write_ascii_table(out: &mut impl Write, lines: &[Vec<String>]) -> io::Result<
 
 #[cfg(test)]
 mod tests;
+
+/// Writes `value` as one line of JSON on standard output (`delete --json`).
+pub fn json_line(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string(value)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}

@@ -168,6 +168,34 @@ impl S3Server {
         .collect()
     }
 
+    /// Like [`S3Server::walg_env`], but the keys are in a shared credentials file written into
+    /// `dir` (as a Kubernetes Secret mounted as a file): its path, unlike the keys, is what a
+    /// `restore_command` written by `backup-fetch -R` carries.
+    pub fn walg_env_with_credentials_file(
+        &self,
+        prefix: &str,
+        dir: &Path,
+    ) -> Vec<(String, String)> {
+        let file = dir.join("credentials");
+        fs::write(
+            &file,
+            format!(
+                "[default]\naws_access_key_id={ACCESS_KEY}\naws_secret_access_key={SECRET_KEY}\n"
+            ),
+        )
+        .expect("writing the credentials file");
+        let mut env: Vec<(String, String)> = self
+            .walg_env(prefix)
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("AWS_ACCESS_KEY") && !k.starts_with("AWS_SECRET"))
+            .collect();
+        env.push((
+            "AWS_SHARED_CREDENTIALS_FILE".into(),
+            file.display().to_string(),
+        ));
+        env
+    }
+
     fn spawn(&mut self) -> Result<(), String> {
         let log_path = self.dir.path().join("s3s-fs.log");
         let log = fs::OpenOptions::new()
