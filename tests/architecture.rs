@@ -16,6 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "compression",
             "layout",
             "pg",
+            "retention",
             "util",
         ],
     ),
