@@ -235,3 +235,40 @@ fn wal_fetch_refuses_existing_destination() {
         .code(200);
     assert_eq!(std::fs::read_to_string(&dest).unwrap(), "keep me");
 }
+
+#[test]
+fn json_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = walg()
+        .env("WALG_FILE_PREFIX", dir.path())
+        .env("WALG_LOG_FORMAT", "json")
+        .args(["wal-fetch", "00000009.history"])
+        .arg(dir.path().join("x"))
+        .assert()
+        .code(74);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    for line in stderr.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+        assert!(
+            value["level"].is_string() && value["message"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(stderr.contains("not in storage"), "{stderr}");
+    // Errors too, with their hint as a field.
+    let out = walg()
+        .env("WALG_LOG_FORMAT", "json")
+        .args(["wal-push", "/x"])
+        .assert()
+        .code(1);
+    let line = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(value["level"], "ERROR");
+    assert!(
+        value["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("WALG_S3_PREFIX")),
+        "{value}"
+    );
+}

@@ -32,6 +32,13 @@ pub fn report(err: &anyhow::Error) {
         });
     let message = chain_message(err);
     let level = tracing::Level::ERROR;
+    if super::logging::is_json() {
+        match &hint {
+            Some(hint) => tracing::error!(hint = %hint, "{message}"),
+            None => tracing::error!("{message}"),
+        }
+        return;
+    }
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(
         stderr,

@@ -63,27 +63,53 @@ fn max_level(level: LogLevel) -> Level {
 
 /// Installs the global logger. A log file that cannot be opened falls back to standard error
 /// and says so.
+/// Set once logging is initialised with `WALG_LOG_FORMAT=json`.
+static JSON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// True when log lines are JSON.
+pub fn is_json() -> bool {
+    JSON.get().copied().unwrap_or(false)
+}
+
 pub fn init(settings: &LogSettings) {
+    let _ = JSON.set(settings.json);
     let level = max_level(settings.level);
-    let builder = tracing_subscriber::fmt()
-        .event_format(WalgFormat)
-        .with_max_level(level);
     let mut fallback = None;
-    if let Some(path) = &settings.destination {
-        match OpenOptions::new().create(true).append(true).open(path) {
-            Ok(file) => {
-                let _ = builder.with_writer(Mutex::new(file)).try_init();
-                return;
-            }
+    let file = match &settings.destination {
+        Some(path) => match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(file) => Some(file),
             Err(e) => {
                 fallback = Some(format!(
                     "cannot open log file '{}': {e}; logging to stderr",
                     path.display()
-                ))
+                ));
+                None
             }
-        }
-    }
-    let _ = builder.with_writer(std::io::stderr).try_init();
+        },
+        None => None,
+    };
+    let builder = tracing_subscriber::fmt().with_max_level(level);
+    // One branch per (format, destination): the builder's types differ.
+    let _ = match (settings.json, file) {
+        (true, Some(file)) => builder
+            .json()
+            .flatten_event(true)
+            .with_writer(Mutex::new(file))
+            .try_init(),
+        (true, None) => builder
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .try_init(),
+        (false, Some(file)) => builder
+            .event_format(WalgFormat)
+            .with_writer(Mutex::new(file))
+            .try_init(),
+        (false, None) => builder
+            .event_format(WalgFormat)
+            .with_writer(std::io::stderr)
+            .try_init(),
+    };
     if let Some(message) = fallback {
         tracing::warn!("{message}");
     }

@@ -60,6 +60,8 @@ pub struct LogSettings {
     pub level: LogLevel,
     /// `None`: standard error.
     pub destination: Option<PathBuf>,
+    /// `WALG_LOG_FORMAT=json`: JSON lines instead of WAL-G's text lines.
+    pub json: bool,
 }
 
 /// WAL archiving settings.
@@ -278,7 +280,12 @@ pub fn log_settings(raw: &RawConfig) -> Result<LogSettings, ConfigError> {
         .string("WALG_LOG_DESTINATION")?
         .filter(|d| d != "stderr")
         .map(PathBuf::from);
-    Ok(LogSettings { level, destination })
+    let json = r.string("WALG_LOG_FORMAT")?.as_deref() == Some("json");
+    Ok(LogSettings {
+        level,
+        destination,
+        json,
+    })
 }
 
 fn backup_settings(r: &Resolver<'_>) -> Result<BackupSettings, ConfigError> {

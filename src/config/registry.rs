@@ -618,6 +618,14 @@ pub static SETTINGS: &[SettingDef] = &[
         Logging,
         "`stderr` or a file to append log lines to.",
     ),
+    def(
+        "WALG_LOG_FORMAT",
+        &[],
+        Choice(&["text", "json"]),
+        Some("text"),
+        Logging,
+        "`text`: WAL-G's `INFO: <time> <message>` lines; `json`: one JSON object per line (walg only).",
+    ),
     // Encryption: walg refuses rather than write unencrypted data for someone who asked for it.
     refused(
         "WALG_LIBSODIUM_KEY",
