@@ -6,6 +6,7 @@ pub mod backup_list;
 pub mod backup_mark;
 pub mod backup_push;
 pub mod delete;
+pub mod metrics;
 pub mod progress;
 pub mod recovery_conf;
 pub mod upload;
