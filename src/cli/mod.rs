@@ -2,6 +2,7 @@
 //! codes. The only layer that talks to the user.
 
 pub mod exit;
+pub mod http;
 pub mod logging;
 pub mod progress;
 pub mod render;

@@ -54,7 +54,10 @@ pub enum RunResult {
 
 impl Metrics {
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut state)
     }
 
@@ -98,14 +101,23 @@ impl Metrics {
         if let Some(archive) = s.archive
             && archive.failing()
         {
-            return Err(format!("wal archiving is failing ({} failures)", archive.failed_count));
+            return Err(format!(
+                "wal archiving is failing ({} failures)",
+                archive.failed_count
+            ));
         }
         if let (Some(period), Some(since)) = (s.period, s.last_success.or(s.started)) {
             let age = now.duration_since(since).unsigned_abs();
             if age > period * 2 {
                 return Err(match s.last_success {
-                    Some(_) => format!("the last successful backup is {}s old, more than two schedule periods", age.as_secs()),
-                    None => format!("no successful backup in {}s, more than two schedule periods", age.as_secs()),
+                    Some(_) => format!(
+                        "the last successful backup is {}s old, more than two schedule periods",
+                        age.as_secs()
+                    ),
+                    None => format!(
+                        "no successful backup in {}s, more than two schedule periods",
+                        age.as_secs()
+                    ),
                 });
             }
         }
@@ -118,7 +130,10 @@ impl Metrics {
         let mut out = String::new();
         let mut gauge = |name: &str, help: &str, value: Option<f64>| {
             if let Some(value) = value {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+                );
             }
         };
         gauge(
@@ -136,7 +151,11 @@ impl Metrics {
             "Uncompressed size of the last successful backup.",
             s.last_size_bytes.map(|b| b as f64),
         );
-        gauge("walg_backups", "Backups in storage.", s.backups.map(|b| b as f64));
+        gauge(
+            "walg_backups",
+            "Backups in storage.",
+            s.backups.map(|b| b as f64),
+        );
         gauge(
             "walg_archive_failed_count",
             "pg_stat_archiver.failed_count.",
@@ -176,7 +195,11 @@ mod tests {
     fn renders_counters_and_gauges() {
         let m = Metrics::default();
         m.started(t(0), Duration::from_secs(60));
-        m.record_run(t(10), Duration::from_secs(3), RunResult::Success { size_bytes: 1234 });
+        m.record_run(
+            t(10),
+            Duration::from_secs(3),
+            RunResult::Success { size_bytes: 1234 },
+        );
         m.record_run(t(70), Duration::from_secs(1), RunResult::Failure);
         m.set_backups(2);
         m.set_archive(ArchiveHealth {
@@ -185,13 +208,34 @@ mod tests {
             last_failed: None,
         });
         let text = m.render(t(75));
-        assert!(text.contains("walg_backup_runs_total{result=\"success\"} 1\n"), "{text}");
-        assert!(text.contains("walg_backup_runs_total{result=\"failure\"} 1\n"), "{text}");
-        assert!(text.contains(&format!("walg_backup_last_success_timestamp_seconds {}\n", t(10).as_second())), "{text}");
-        assert!(text.contains("walg_backup_last_duration_seconds 1\n"), "{text}");
-        assert!(text.contains("walg_backup_last_size_bytes 1234\n"), "{text}");
+        assert!(
+            text.contains("walg_backup_runs_total{result=\"success\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("walg_backup_runs_total{result=\"failure\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "walg_backup_last_success_timestamp_seconds {}\n",
+                t(10).as_second()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("walg_backup_last_duration_seconds 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("walg_backup_last_size_bytes 1234\n"),
+            "{text}"
+        );
         assert!(text.contains("walg_backups 2\n"), "{text}");
-        assert!(text.contains("walg_archive_last_archived_age_seconds 10\n"), "{text}");
+        assert!(
+            text.contains("walg_archive_last_archived_age_seconds 10\n"),
+            "{text}"
+        );
         assert!(text.contains("walg_healthy 1\n"), "{text}");
     }
 
@@ -201,10 +245,18 @@ mod tests {
         m.started(t(0), Duration::from_secs(60));
         assert!(m.health(t(100)).is_ok(), "two periods have not passed yet");
         assert!(m.health(t(121)).is_err(), "no backup within two periods");
-        m.record_run(t(121), Duration::from_secs(1), RunResult::Success { size_bytes: 1 });
+        m.record_run(
+            t(121),
+            Duration::from_secs(1),
+            RunResult::Success { size_bytes: 1 },
+        );
         assert!(m.health(t(200)).is_ok());
         assert!(m.health(t(242)).is_err());
-        m.record_run(t(242), Duration::from_secs(1), RunResult::Success { size_bytes: 1 });
+        m.record_run(
+            t(242),
+            Duration::from_secs(1),
+            RunResult::Success { size_bytes: 1 },
+        );
         m.set_archive(ArchiveHealth {
             failed_count: 3,
             last_archived: Some(t(230)),
