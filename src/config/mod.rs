@@ -107,8 +107,22 @@ pub struct Settings {
     pub pg: PgSettings,
     pub log: LogSettings,
     pub backup: BackupSettings,
+    pub schedule: ScheduleSettings,
     /// The config file that was read (handed on to child processes).
     pub config_file: Option<PathBuf>,
+}
+
+/// `walg schedule` settings; the command line may override each.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScheduleSettings {
+    /// `WALG_BACKUP_SCHEDULE`.
+    pub cron: Option<String>,
+    /// `WALG_BACKUP_RETAIN`.
+    pub retain: Option<u32>,
+    /// `WALG_METRICS_ADDR`.
+    pub metrics_addr: Option<String>,
+    /// `TZ`.
+    pub tz: Option<String>,
 }
 
 /// Base backup settings.
@@ -253,6 +267,14 @@ impl Settings {
             },
             log: log_settings(raw)?,
             backup: backup_settings(&r)?,
+            schedule: ScheduleSettings {
+                cron: r.string("WALG_BACKUP_SCHEDULE")?,
+                retain: r
+                    .int("WALG_BACKUP_RETAIN")?
+                    .and_then(|n| u32::try_from(n).ok()),
+                metrics_addr: r.string("WALG_METRICS_ADDR")?,
+                tz: r.string("TZ")?,
+            },
             config_file: raw.file_path().map(PathBuf::from),
         })
     }

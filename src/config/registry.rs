@@ -42,6 +42,7 @@ pub enum Group {
     Wal,
     Postgres,
     Logging,
+    Schedule,
     Encryption,
     Other,
 }
@@ -56,6 +57,7 @@ impl Group {
             Group::Postgres => "PostgreSQL connection",
             Group::Logging => "Logging",
             Group::Encryption => "Encryption",
+            Group::Schedule => "Scheduled backups (walg schedule)",
             Group::Other => "Accepted for WAL-G compatibility",
         }
     }
@@ -127,7 +129,7 @@ const fn refused(
     }
 }
 
-use Group::{Core, Encryption, Logging, Postgres, S3, Storage, Wal};
+use Group::{Core, Encryption, Logging, Postgres, S3, Schedule, Storage, Wal};
 use Kind::{Bool, Choice, Duration, Int, Path, Secret, Str};
 
 /// Every setting, in documentation order.
@@ -625,6 +627,38 @@ pub static SETTINGS: &[SettingDef] = &[
         Some("text"),
         Logging,
         "`text`: WAL-G's `INFO: <time> <message>` lines; `json`: one JSON object per line (walg only).",
+    ),
+    def(
+        "WALG_BACKUP_SCHEDULE",
+        &[],
+        Str,
+        None,
+        Schedule,
+        "Cron expression of `walg schedule` (`--cron`): 5 fields, `@daily`-style macros, or 6 with seconds first.",
+    ),
+    def(
+        "WALG_BACKUP_RETAIN",
+        &[],
+        Int(1),
+        None,
+        Schedule,
+        "Full backups `walg schedule` keeps (`--retain`): after each successful backup, `delete retain FULL N --confirm`.",
+    ),
+    def(
+        "WALG_METRICS_ADDR",
+        &[],
+        Str,
+        None,
+        Schedule,
+        "Address of the `/metrics` and `/healthz` endpoint of `walg schedule` (`--metrics-addr`), e.g. `0.0.0.0:9351`; off when unset.",
+    ),
+    def(
+        "TZ",
+        &[],
+        Str,
+        None,
+        Schedule,
+        "Time zone of the schedule (an IANA name such as `Europe/Berlin`); UTC when unset.",
     ),
     // Encryption: walg refuses rather than write unencrypted data for someone who asked for it.
     refused(
