@@ -1,12 +1,13 @@
 //! The timing of `walg schedule`: cron expressions in a time zone, the next run after an
 //! instant, and the state machine of the loop. Pure: no clock (`now` is always an argument), no
-//! I/O but the time zone database.
+//! I/O but the time zone database that [`timezone_from_tz`] reads.
 //!
 //! * [`Schedule`]: a cron expression in a time zone. Standard 5-field cron (minute hour
 //!   day-of-month month day-of-week), an optional leading seconds field (6 fields), names
 //!   (`JAN`–`DEC`, `SUN`–`SAT`) and the macros `@yearly @annually @monthly @weekly @daily
 //!   @midnight @hourly`. Parsed by the `croner` crate; day-of-month and day-of-week combine as
 //!   in Vixie cron (OR when both are restricted, AND when either starts with `*`).
+//! * [`timezone_from_tz`]: the time zone of a `TZ` value (UTC when unset).
 //!
 //! Daylight saving time (croner's rules, which are Vixie cron's): a run whose wall clock time
 //! does not exist (the hour skipped in spring) runs at the first instant after the gap, the same
@@ -16,8 +17,10 @@
 //! of the two instants; a wildcard or stepped one runs on both passes.
 
 mod cron;
+mod zone;
 
 pub use cron::Schedule;
+pub use zone::timezone_from_tz;
 
 /// Why a schedule or a time zone was refused. Each message is one line naming the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
