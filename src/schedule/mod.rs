@@ -7,6 +7,8 @@
 //!   (`JAN`–`DEC`, `SUN`–`SAT`) and the macros `@yearly @annually @monthly @weekly @daily
 //!   @midnight @hourly`. Parsed by the `croner` crate; day-of-month and day-of-week combine as
 //!   in Vixie cron (OR when both are restricted, AND when either starts with `*`).
+//! * [`Ticker`]: which run is due now, at most one however many ticks were missed, and how
+//!   long to sleep before asking again.
 //! * [`timezone_from_tz`]: the time zone of a `TZ` value (UTC when unset).
 //!
 //! Daylight saving time (croner's rules, which are Vixie cron's): a run whose wall clock time
@@ -17,9 +19,11 @@
 //! of the two instants; a wildcard or stepped one runs on both passes.
 
 mod cron;
+mod ticker;
 mod zone;
 
 pub use cron::Schedule;
+pub use ticker::{Due, MAX_COUNTED_SKIPS, MAX_SLEEP, Ticker};
 pub use zone::timezone_from_tz;
 
 /// Why a schedule or a time zone was refused. Each message is one line naming the input.
