@@ -3,7 +3,7 @@
 //! Layers, top to bottom: `cli` (the only layer that talks to the user) → `ops` (one module per
 //! command) → `retention` (the pure plan of `delete`) → `layout`, `pg`, `compression`, `storage`,
 //! `archive` → `util`. `config` turns flags, environment and the config file into typed settings
-//! once, at start-up.
+//! once, at start-up. `schedule` (the pure timing of `walg schedule`) uses only `util`.
 
 pub mod archive;
 pub mod cli;
@@ -13,5 +13,6 @@ pub mod layout;
 pub mod ops;
 pub mod pg;
 pub mod retention;
+pub mod schedule;
 pub mod storage;
 pub mod util;
