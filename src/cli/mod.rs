@@ -151,6 +151,28 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Run backups on a schedule, as a sidecar: backup-push, then delete retain FULL N
+    ///
+    /// Each cycle runs backup-push and, only if it succeeded, `delete retain FULL N --confirm`.
+    /// Cycles never overlap; a late cycle runs once. SIGTERM or SIGINT stops it (a backup in
+    /// flight is abandoned: the server aborts it and no sentinel is written) with exit 0.
+    Schedule {
+        /// The data directory (default: the server's)
+        db_directory: Option<PathBuf>,
+        /// Cron expression, e.g. "0 0 * * *" or @daily (default: WALG_BACKUP_SCHEDULE); UTC
+        /// unless TZ is set
+        #[arg(long, value_name = "EXPR")]
+        cron: Option<String>,
+        /// Full backups to keep (default: WALG_BACKUP_RETAIN)
+        #[arg(long, value_name = "N")]
+        retain: Option<u32>,
+        /// Serve /metrics and /healthz here, e.g. 0.0.0.0:9351 (default: WALG_METRICS_ADDR)
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics_addr: Option<String>,
+        /// Run one cycle now and exit with its result
+        #[arg(long)]
+        once: bool,
+    },
     /// List the backups in storage, oldest first
     ///
     /// A backup is listed once its stop sentinel exists, ordered by the sentinel's
@@ -450,6 +472,23 @@ fn restore_args(raw: &RawConfig) -> Vec<String> {
     args
 }
 
+/// Turns the first SIGTERM or SIGINT into a shutdown request.
+async fn wait_for_signal(stop: tokio::sync::watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot watch SIGTERM/SIGINT");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    let _ = stop.send(true);
+}
+
 /// The PostgreSQL connection from the resolved settings.
 fn connect_settings(pg: &config::PgSettings) -> crate::pg::ConnectSettings {
     crate::pg::ConnectSettings {
@@ -553,6 +592,84 @@ async fn dispatch(
                 recovery,
             };
             ops::backup_fetch::run(&ctx, options, Arc::from(progress::for_stderr())).await?;
+            Ok(exit::SUCCESS)
+        }
+        Command::Schedule {
+            db_directory,
+            cron,
+            retain,
+            metrics_addr,
+            once,
+        } => {
+            let retain = retain.or(ctx.settings.schedule.retain).ok_or_else(|| {
+                ops::HintedError::new(
+                    "walg schedule needs the number of full backups to keep",
+                    "give --retain N or set WALG_BACKUP_RETAIN",
+                )
+            })?;
+            let options = ops::schedule::ScheduleOptions {
+                backup: ops::backup_push::BackupPushOptions {
+                    pgdata: db_directory.or_else(|| ctx.settings.pg.data.clone()),
+                    connect: connect_settings(&ctx.settings.pg),
+                    permanent: false,
+                    user_data: None,
+                },
+                retain,
+            };
+            let metrics = Arc::new(ops::metrics::Metrics::default());
+            if once {
+                let ok = ops::schedule::cycle(
+                    &ctx,
+                    &options,
+                    &metrics,
+                    Arc::from(progress::for_stderr()),
+                )
+                .await;
+                return Ok(if ok { exit::SUCCESS } else { exit::FAILURE });
+            }
+            let expression = cron
+                .or_else(|| ctx.settings.schedule.cron.clone())
+                .ok_or_else(|| {
+                    ops::HintedError::new(
+                        "walg schedule needs a schedule",
+                        "give --cron EXPR or set WALG_BACKUP_SCHEDULE, e.g. \"0 0 * * *\"",
+                    )
+                })?;
+            let zone = crate::schedule::timezone_from_tz(ctx.settings.schedule.tz.as_deref())?;
+            let schedule = crate::schedule::Schedule::parse(&expression, zone)?;
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let mut server = None;
+            if let Some(addr) = metrics_addr.or_else(|| ctx.settings.schedule.metrics_addr.clone())
+            {
+                let listener = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .with_context(|| format!("listening on '{addr}' for metrics"))?;
+                tracing::info!("serving /metrics and /healthz on {addr}");
+                server = Some(tokio::spawn(http::serve(
+                    listener,
+                    Arc::clone(&metrics),
+                    stopped.clone(),
+                )));
+            }
+            let signals = tokio::spawn(wait_for_signal(stop));
+            let report = ops::schedule::run(
+                &ctx,
+                schedule,
+                &options,
+                &metrics,
+                Arc::from(progress::for_stderr()),
+                stopped,
+            )
+            .await?;
+            signals.abort();
+            if let Some(server) = server {
+                server.abort();
+            }
+            tracing::info!(
+                "schedule stopped after {} cycles ({} failed)",
+                report.cycles,
+                report.failures
+            );
             Ok(exit::SUCCESS)
         }
         Command::Delete {

@@ -108,7 +108,7 @@ impl Metrics {
         }
         if let (Some(period), Some(since)) = (s.period, s.last_success.or(s.started)) {
             let age = now.duration_since(since).unsigned_abs();
-            if age > period * 2 {
+            if age > period.saturating_mul(2) {
                 return Err(match s.last_success {
                     Some(_) => format!(
                         "the last successful backup is {}s old, more than two schedule periods",

@@ -9,6 +9,7 @@ pub mod delete;
 pub mod metrics;
 pub mod progress;
 pub mod recovery_conf;
+pub mod schedule;
 pub mod upload;
 pub mod wal_fetch;
 pub mod wal_object;
