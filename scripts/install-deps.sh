@@ -25,6 +25,7 @@ need_pkg lz4 command -v lz4
 need_pkg zstd command -v zstd
 need_pkg xz-utils command -v xz
 need_pkg python3-pip command -v pip3
+need_pkg procps command -v pgrep
 if [ "$want_bench" -eq 1 ]; then
   need_pkg pgbackrest command -v pgbackrest
   need_pkg time test -x /usr/bin/time
