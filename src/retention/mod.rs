@@ -277,6 +277,12 @@ pub fn plan(
     options: Options,
     now: Timestamp,
 ) -> Result<Plan, PlanError> {
+    // The plan must not depend on the order storage listed things in: every later step
+    // iterates these in a fixed order, so ties resolve the same way every time.
+    let mut sorted = inventory.clone();
+    sorted.backups.sort_by(|a, b| a.name.cmp(&b.name));
+    sorted.objects.sort_by(|a, b| a.key.cmp(&b.key));
+    let inventory = &sorted;
     let ordered = Ordered::new(inventory, options)?;
     let mut notes = ordered.notes.clone();
     let decision = match rule {
