@@ -251,3 +251,66 @@ fn failing_cycles_delete_nothing_and_report_unhealthy() {
     let exit = terminate(&mut child, Duration::from_secs(10));
     assert_eq!(exit.code(), Some(0));
 }
+
+#[test]
+fn sigterm_during_a_backup_abandons_it_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let s = Setup::new();
+    s.pg.pgbench_init(20);
+    let data = s.pg.data_dir().to_str().expect("utf-8").to_string();
+    let env = s.env();
+    let mut child = walg_as_pg_command(
+        &["schedule", &data, "--cron", "* * * * * *", "--retain", "1"],
+        &env_of(&env),
+        s.pg.root_dir(),
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start walg schedule");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // step: SIGTERM as soon as the backup has started on the server.
+    let mut log = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        let begun = line.contains("starting backup");
+        log.push(line);
+        if begun {
+            break;
+        }
+    }
+    assert!(
+        log.iter().any(|l| l.contains("starting backup")),
+        "no backup started:\n{}",
+        log.join("\n")
+    );
+    let exit = terminate(&mut child, Duration::from_secs(10));
+    reader.join().expect("reader");
+    log.extend(rx.try_iter());
+    assert_eq!(exit.code(), Some(0), "{}", log.join("\n"));
+    assert!(
+        log.iter().any(|l| l.contains("abandoned")),
+        "{}",
+        log.join("\n")
+    );
+    assert_eq!(s.backups(), 0, "an abandoned backup has no sentinel");
+    // The server ends the backup with the session.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s
+        .pg
+        .log_text()
+        .contains("aborting backup due to backend exiting")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the backup was not aborted on the server\n{}",
+            s.pg.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
