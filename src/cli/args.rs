@@ -1,0 +1,320 @@
+//! The command-line arguments: the clap structures of every command, and the words of
+//! `delete` turned into a retention rule.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use super::exit;
+
+/// `walg version <version>\t<revision>\t<build date>\tPostgreSQL`, WAL-G's shape. The revision
+/// and date come from `WALG_GIT_REVISION` / `WALG_BUILD_DATE` at build time when set.
+fn version() -> String {
+    format!(
+        "version {}\t{}\t{}\tPostgreSQL",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("WALG_GIT_REVISION").unwrap_or("unknown"),
+        option_env!("WALG_BUILD_DATE").unwrap_or("unknown"),
+    )
+}
+
+/// A WAL-G-compatible backup and WAL archiving tool for PostgreSQL.
+///
+/// Settings come from hidden flags (`--walg-s3-prefix` ...), environment variables
+/// (`WALG_S3_PREFIX` ...) and a JSON config file, in that order; see docs/settings.md.
+#[derive(Debug, Parser)]
+#[command(name = "walg", version = version(), about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    /// JSON config file (default: $WALG_CONFIG_PATH, else $HOME/.walg.json)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Accepted for WAL-G compatibility; has no effect
+    #[arg(long, global = true, hide = true)]
+    pub(crate) turbo: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::enum_variant_names)] // the command names are WAL-G's
+pub(crate) enum Command {
+    /// Archive one WAL file: archive_command = 'walg wal-push %p'
+    ///
+    /// Exits 0 only once the file is durably stored. A `.history` file that is already stored
+    /// with different content is never overwritten (nor any file with
+    /// WALG_PREVENT_WAL_OVERWRITE=true).
+    WalPush {
+        /// Path of the WAL file, as PostgreSQL passes it (%p)
+        wal_filepath: PathBuf,
+    },
+    /// Restore one WAL file: restore_command = 'walg wal-fetch %f %p'
+    ///
+    /// Exit codes: 0 restored; 74 not in storage; 200 the archive could not be read (storage
+    /// unreachable after retries, a corrupt object, a bad setting), which makes PostgreSQL
+    /// stop recovery instead of ending it early.
+    WalFetch {
+        /// Name of the WAL file (%f)
+        wal_name: String,
+        /// Where to write it (%p)
+        destination_filename: PathBuf,
+    },
+    /// Take a full base backup of a running cluster: backup-push $PGDATA
+    ///
+    /// Connects with the usual PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE (unix sockets
+    /// included), checks that WAL archiving works, and writes the backup in WAL-G's layout. The
+    /// backup exists once its sentinel is written, last, after its WAL is archived.
+    BackupPush {
+        /// The data directory (default: the server's)
+        db_directory: Option<PathBuf>,
+        /// Mark the backup permanent: retention never deletes it
+        #[arg(short = 'p', long)]
+        permanent: bool,
+        /// Take a full backup (walg always does)
+        #[arg(short = 'f', long)]
+        full: bool,
+        /// JSON stored with the backup (default: WALG_SENTINEL_USER_DATA)
+        #[arg(long, value_name = "JSON")]
+        add_user_data: Option<String>,
+    },
+    /// Restore a base backup into an empty directory: backup-fetch DIR LATEST
+    ///
+    /// With --write-recovery-conf, also writes recovery.signal and a restore_command that runs
+    /// this walg with the same settings, and the optional recovery target, so that starting
+    /// PostgreSQL is the only step left.
+    BackupFetch {
+        /// Where to restore (created if missing; must be empty)
+        destination_directory: PathBuf,
+        /// A backup name from backup-list, or LATEST
+        backup_name: String,
+        /// Tablespace locations for the restore (WAL-G's restore spec JSON)
+        #[arg(long, value_name = "FILE")]
+        restore_spec: Option<PathBuf>,
+        /// Write recovery.signal and restore_command = 'walg wal-fetch %f %p'
+        #[arg(short = 'R', long)]
+        write_recovery_conf: bool,
+        /// Stop recovery at this time (recovery_target_time), e.g. '2026-11-24 10:00:00+00'
+        #[arg(long, value_name = "TIME", requires = "write_recovery_conf")]
+        target_time: Option<String>,
+        /// Stop recovery at this LSN (recovery_target_lsn), e.g. 0/3000060
+        #[arg(long, value_name = "LSN", requires = "write_recovery_conf")]
+        target_lsn: Option<String>,
+        /// Stop recovery at this restore point (recovery_target_name)
+        #[arg(long, value_name = "NAME", requires = "write_recovery_conf")]
+        target_name: Option<String>,
+        /// What to do at the target: pause, promote or shutdown (recovery_target_action)
+        #[arg(long, value_name = "ACTION", requires = "write_recovery_conf")]
+        target_action: Option<String>,
+        /// Timeline to recover along: latest, current or a number (recovery_target_timeline)
+        #[arg(long, value_name = "TIMELINE", requires = "write_recovery_conf")]
+        target_timeline: Option<String>,
+    },
+    /// Make a backup permanent (retention never deletes it), or impermanent with -i
+    ///
+    /// Marking a delta backup permanent marks the backups it depends on too.
+    BackupMark {
+        /// The backup, as backup-list shows it
+        backup_name: String,
+        /// Make the backup impermanent instead
+        #[arg(short = 'i', long)]
+        impermanent: bool,
+    },
+    /// Delete old backups and WAL: a dry run that lists what would go, unless --confirm
+    ///
+    /// retain [FULL|FIND_FULL] N [--after NAME|TIME], before [FIND_FULL] NAME|TIME,
+    /// everything [FORCE], target [FIND_FULL] NAME | --target-user-data JSON,
+    /// garbage [ARCHIVES|BACKUPS]. Never deletes WAL a kept or permanent backup needs; refuses
+    /// to run while a backup-push writes to the same storage.
+    Delete {
+        #[command(subcommand)]
+        mode: DeleteMode,
+        /// Delete for real (without it: a dry run)
+        #[arg(long, global = true)]
+        confirm: bool,
+        /// Order backups by their start time in metadata.json
+        #[arg(long, global = true)]
+        use_sentinel_time: bool,
+        /// Print the plan as JSON on standard output
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Run backups on a schedule, as a sidecar: backup-push, then delete retain FULL N
+    ///
+    /// Each cycle runs backup-push and, only if it succeeded, `delete retain FULL N --confirm`.
+    /// Cycles never overlap; a late cycle runs once. SIGTERM or SIGINT stops it (a backup in
+    /// flight is abandoned: the server aborts it and no sentinel is written) with exit 0.
+    Schedule {
+        /// The data directory (default: the server's)
+        db_directory: Option<PathBuf>,
+        /// Cron expression, e.g. "0 0 * * *" or @daily (default: WALG_BACKUP_SCHEDULE); UTC
+        /// unless TZ is set
+        #[arg(long, value_name = "EXPR")]
+        cron: Option<String>,
+        /// Full backups to keep (default: WALG_BACKUP_RETAIN)
+        #[arg(long, value_name = "N")]
+        retain: Option<u32>,
+        /// Serve /metrics and /healthz here, e.g. 0.0.0.0:9351 (default: WALG_METRICS_ADDR)
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics_addr: Option<String>,
+        /// Run one cycle now and exit with its result
+        #[arg(long)]
+        once: bool,
+    },
+    /// List the backups in storage, oldest first
+    ///
+    /// A backup is listed once its stop sentinel exists, ordered by the sentinel's
+    /// modification time (by start time with --detail). Output is the same as WAL-G's.
+    BackupList {
+        /// A table with borders and numbered rows; with --json, indented JSON
+        #[arg(long)]
+        pretty: bool,
+        /// JSON output
+        #[arg(long)]
+        json: bool,
+        /// Add each backup's metadata: start and finish time, host, data directory, PostgreSQL
+        /// version, LSNs, permanence
+        #[arg(long)]
+        detail: bool,
+    },
+    /// Download the segments after WAL_NAME into .wal-g/prefetch (started by wal-fetch)
+    #[command(hide = true)]
+    WalPrefetch {
+        wal_name: String,
+        prefetch_location: PathBuf,
+    },
+}
+
+/// The modes of `delete`, with WAL-G's positional words.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeleteMode {
+    /// Keep the N newest backups ([FULL|FIND_FULL] N)
+    Retain {
+        #[arg(num_args = 1..=2, value_name = "[FULL|FIND_FULL] N")]
+        words: Vec<String>,
+        /// Also keep every backup from this one (a name prefix or an RFC 3339 time) on
+        #[arg(short = 'a', long, value_name = "NAME|TIME")]
+        after: Option<String>,
+    },
+    /// Delete the backups older than NAME or TIME ([FIND_FULL] NAME|TIME)
+    Before {
+        #[arg(num_args = 1..=2, value_name = "[FIND_FULL] NAME|TIME")]
+        words: Vec<String>,
+    },
+    /// Delete every object of the storage (FORCE: permanent backups too)
+    Everything {
+        #[arg(value_name = "FORCE")]
+        force: Option<String>,
+    },
+    /// Delete one backup and its dependent deltas ([FIND_FULL] NAME), never WAL
+    Target {
+        #[arg(num_args = 0..=2, value_name = "[FIND_FULL] NAME")]
+        words: Vec<String>,
+        /// Select the backup by its user data (JSON) instead of its name
+        #[arg(long, value_name = "JSON")]
+        target_user_data: Option<String>,
+    },
+    /// Delete incomplete backups and WAL older than every backup ([ARCHIVES|BACKUPS])
+    Garbage {
+        #[arg(value_name = "ARCHIVES|BACKUPS")]
+        scope: Option<String>,
+        /// With no complete backup, delete every non-permanent object the scope covers
+        #[arg(long)]
+        without_backup_check: bool,
+    },
+}
+
+impl DeleteMode {
+    /// The rule of the retention planner.
+    pub(crate) fn rule(self) -> anyhow::Result<crate::retention::Rule> {
+        use crate::retention::{Anchor, GarbageScope, Modifier, Rule, TargetSelector};
+        let modifier = |word: &str| match word {
+            "FULL" => Ok(Modifier::Full),
+            "FIND_FULL" => Ok(Modifier::FindFull),
+            other => Err(anyhow::anyhow!("expected FULL or FIND_FULL, not '{other}'")),
+        };
+        Ok(match self {
+            DeleteMode::Retain { words, after } => {
+                let (modifier, count) = match words.as_slice() {
+                    [count] => (Modifier::None, count),
+                    [word, count] => (modifier(word)?, count),
+                    _ => anyhow::bail!("delete retain takes [FULL|FIND_FULL] N"),
+                };
+                let count = count.parse().map_err(|_| {
+                    anyhow::anyhow!("delete retain: '{count}' is not a number of backups")
+                })?;
+                Rule::Retain {
+                    modifier,
+                    count,
+                    after: after.as_deref().map(Anchor::parse),
+                }
+            }
+            DeleteMode::Before { words } => match words.as_slice() {
+                [anchor] => Rule::Before {
+                    find_full: false,
+                    anchor: Anchor::parse(anchor),
+                },
+                [word, anchor] if word == "FIND_FULL" => Rule::Before {
+                    find_full: true,
+                    anchor: Anchor::parse(anchor),
+                },
+                _ => {
+                    anyhow::bail!("delete before takes [FIND_FULL] NAME|TIME (FULL is not allowed)")
+                }
+            },
+            DeleteMode::Everything { force } => match force.as_deref() {
+                None => Rule::Everything { force: false },
+                Some("FORCE") => Rule::Everything { force: true },
+                Some(other) => anyhow::bail!("delete everything takes FORCE, not '{other}'"),
+            },
+            DeleteMode::Target {
+                words,
+                target_user_data,
+            } => {
+                let (find_full, name) = match words.as_slice() {
+                    [] => (false, None),
+                    [name] => (false, Some(name.clone())),
+                    [word, name] if word == "FIND_FULL" => (true, Some(name.clone())),
+                    _ => anyhow::bail!("delete target takes [FIND_FULL] NAME"),
+                };
+                let selector = match (name, target_user_data) {
+                    (Some(name), None) => TargetSelector::Name(name),
+                    (None, Some(json)) => TargetSelector::UserData(
+                        serde_json::from_str(&json)
+                            .context("--target-user-data is not valid JSON")?,
+                    ),
+                    _ => anyhow::bail!(
+                        "delete target takes a backup name or --target-user-data, one of them"
+                    ),
+                };
+                Rule::Target {
+                    find_full,
+                    selector,
+                }
+            }
+            DeleteMode::Garbage {
+                scope,
+                without_backup_check,
+            } => Rule::Garbage {
+                scope: match scope.as_deref() {
+                    None => GarbageScope::All,
+                    Some("ARCHIVES") => GarbageScope::Archives,
+                    Some("BACKUPS") => GarbageScope::Backups,
+                    Some(other) => {
+                        anyhow::bail!("delete garbage takes ARCHIVES or BACKUPS, not '{other}'")
+                    }
+                },
+                without_backup_check,
+            },
+        })
+    }
+}
+
+impl Command {
+    /// The exit code for a failure of this command.
+    pub(crate) fn failure_code(&self) -> u8 {
+        match self {
+            Command::WalFetch { .. } => exit::ARCHIVE_UNAVAILABLE,
+            _ => exit::FAILURE,
+        }
+    }
+}
