@@ -107,6 +107,40 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Creates `dir` and its missing parents, fsyncing each parent after a child appears in it, so
+/// that a folder created for an object survives a crash as the object does.
+pub fn create_dir_durable(dir: &Path) -> Result<(), StorageError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut current = dir;
+    while !current.exists() {
+        missing.push(current);
+        match current.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => current = parent,
+            _ => break,
+        }
+    }
+    for folder in missing.into_iter().rev() {
+        match fs::create_dir(folder) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(source) => {
+                return Err(StorageError::Io {
+                    op: "creating folder",
+                    path: folder.display().to_string(),
+                    source,
+                });
+            }
+        }
+        if let Some(parent) = folder.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent).map_err(io_err("syncing folder", parent))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes everything from `body` to `path` atomically and durably: temp file, fsync, rename,
 /// fsync of the directory. On any error the temp file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, body: &mut dyn Read) -> Result<u64, StorageError> {
@@ -119,7 +153,7 @@ pub fn write_atomic(path: &Path, body: &mut dyn Read) -> Result<u64, StorageErro
             .ok_or_else(|| StorageError::InvalidKey {
                 key: path.display().to_string(),
             })?;
-    fs::create_dir_all(dir).map_err(io_err("creating folder", dir))?;
+    create_dir_durable(dir)?;
     let tmp = dir.join(temp_name(name));
     let result = write_then_rename(&tmp, path, body);
     if result.is_err() {
@@ -350,6 +384,17 @@ impl Storage for FsStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folders_are_created_level_by_level() {
+        let root = tempfile::tempdir().unwrap();
+        let deep = root.path().join("a/b/c");
+        create_dir_durable(&deep).unwrap();
+        assert!(deep.is_dir());
+        create_dir_durable(&deep).unwrap();
+        std::fs::write(root.path().join("file"), b"x").unwrap();
+        assert!(create_dir_durable(&root.path().join("file/sub")).is_err());
+    }
 
     #[test]
     fn temp_names_match_walg_pattern() {
