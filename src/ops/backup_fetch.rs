@@ -274,8 +274,7 @@ fn prepare_target(dest: &Path) -> anyhow::Result<()> {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dest)
-                .with_context(|| format!("creating '{}'", dest.display()))?;
+            crate::storage::fs::create_dir_durable(dest)?;
         }
         Err(e) => {
             return Err(anyhow::Error::new(e).context(format!("reading '{}'", dest.display())));
