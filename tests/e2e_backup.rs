@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use common::env_of;
 use common::pg::{
     Cluster, ClusterOptions, Pgbench, describe_output, pg_tempdir, walg_as_pg, walg_as_pg_command,
     walg_command,
@@ -43,13 +44,6 @@ fn realistic_data(pg: &Cluster, rows: u32) {
          from generate_series(1, {rows}) g, generate_series(1, 8) w group by g; \
          create index on docs(uid); create index on docs using gin(meta);"
     ));
-}
-
-fn env_of(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
 }
 
 /// Runs walg as the PostgreSQL user with `settings` and the cluster's connection.

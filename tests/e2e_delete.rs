@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::env_of;
 use common::pg::{
     Cluster, ClusterOptions, describe_output, hand_to_pg_user, pg_tempdir, walg_as_pg, walg_command,
 };
@@ -17,13 +18,6 @@ use common::s3server::S3Server;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 const S3_PREFIX: &str = "pg/retention";
-
-fn env_of(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
-}
 
 /// Where the objects are: a local folder, or an s3s-fs server (which keeps them as files) with
 /// the folder of its credentials file, kept alive as long as the setup.

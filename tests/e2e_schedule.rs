@@ -11,17 +11,11 @@ use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::env_of;
 use common::pg::{
     Cluster, ClusterOptions, describe_output, pg_tempdir, walg_as_pg, walg_as_pg_command,
     walg_command,
 };
-
-fn env_of(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

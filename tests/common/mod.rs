@@ -6,3 +6,11 @@
 pub mod pg;
 pub mod s3server;
 pub mod segments;
+
+/// Borrows owned `(name, value)` settings in the shape the walg helpers take.
+pub fn env_of(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
