@@ -2,6 +2,8 @@
 //!
 //! Each test crate uses a different subset, so unused helpers are not warnings here.
 #![allow(dead_code)]
+// Test fixtures read the environment (tool locations, knobs) like the command line does.
+#![allow(clippy::disallowed_methods)]
 
 pub mod pg;
 pub mod s3server;
