@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests, the demo and the benchmarks need, idempotently: Debian packages
 # (PostgreSQL 15, the reference codec tools, pgBackRest for benchmarks), Python's brotli
-# binding (Google's reference brotli), and the s3s-fs S3 server. Safe to run again.
+# binding (Google's reference brotli), the s3s-fs S3 server and cargo-deny. Safe to run again.
 #   scripts/install-deps.sh            everything the tests need
 #   scripts/install-deps.sh --bench    also pgBackRest and GNU time
 set -euo pipefail
@@ -46,4 +46,10 @@ S3S_FS_VERSION=0.14.1
 if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
   echo "installing s3s-fs $S3S_FS_VERSION (the S3 server the tests run on loopback)"
   CARGO_TARGET_DIR="${TMPDIR:-/tmp}/s3s-fs-build" cargo install -q "s3s-fs@$S3S_FS_VERSION" --locked --features binary
+fi
+
+CARGO_DENY_VERSION=0.20.2
+if ! command -v cargo-deny >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo-deny" ]; then
+  echo "installing cargo-deny $CARGO_DENY_VERSION (licence, ban and source checks)"
+  CARGO_TARGET_DIR="${TMPDIR:-/tmp}/cargo-deny-build" cargo install -q "cargo-deny@$CARGO_DENY_VERSION" --locked
 fi

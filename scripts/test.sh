@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit tests, storage conformance (memory, local folder,
-# S3 on a loopback s3s-fs server), codec interop against the reference tools, and end-to-end
-# tests against a real PostgreSQL 15. Installs what it needs first.
+# Runs every test: formatting, lints, documentation, licences and sources, unit tests, storage
+# conformance (memory, local folder, S3 on a loopback s3s-fs server), codec interop against the
+# reference tools, and end-to-end tests against a real PostgreSQL 15. Installs what it needs
+# first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,9 @@ export AWS_EC2_METADATA_DISABLED=true
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --document-private-items
+# Licences, banned crates and sources; advisories need a network CI does not have (deny.toml).
+cargo deny --offline check bans licenses sources
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --locked --no-fail-fast "$@"
 else

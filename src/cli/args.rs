@@ -1,5 +1,9 @@
 //! The command-line arguments: the clap structures of every command, and the words of
 //! `delete` turned into a retention rule.
+//!
+//! The doc comments of the clap structures are the commands' `--help` text, written for the
+//! terminal: `[FIND_FULL]` there is an optional word, not a link.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::path::PathBuf;
 

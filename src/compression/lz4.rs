@@ -73,7 +73,7 @@ const IN_FLIGHT_PER_THREAD: usize = 2;
 /// Streaming LZ4 frame writer.
 ///
 /// Blocks are independent, so they are compressed by a small pool of threads (one per core, up
-/// to [`MAX_THREADS`], started on the first full block) and written strictly in order: the
+/// to `MAX_THREADS`, started on the first full block) and written strictly in order: the
 /// output does not depend on the thread count. The calling thread computes the content
 /// checksum and writes. Input shorter than one block is compressed on the calling thread.
 ///
