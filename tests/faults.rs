@@ -7,6 +7,8 @@
 //! server's disk fails its CRC32C check.
 //!
 //! Needs s3s-fs and the PostgreSQL 15 binaries (`scripts/install-deps.sh` installs both).
+//! Each test prints its measurements (runs, failures, slowest run) to stderr.
+#![allow(clippy::print_stderr)]
 
 mod common;
 
