@@ -16,11 +16,14 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::env_of;
 use common::faultproxy::{Fault, FaultProxy, Plan};
 use common::pg::{Cluster, ClusterOptions, describe_output, pg_tempdir, walg, walg_as_pg};
 use common::s3server::S3Server;
 use common::segments::fake_segment;
+use walg::storage::s3::S3Storage;
+use walg::storage::{Key, StorageExt};
 
 const PREFIX: &str = "pg/faults";
 /// Per attempt; also the longest a body may stall.
@@ -97,7 +100,12 @@ fn path_str(p: &Path) -> &str {
 fn assert_one_error_line(out: &Output, what: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let errors = stderr.lines().filter(|l| l.starts_with("ERROR:")).count();
-    assert_eq!(errors, 1, "{what}: one error line\n{}", describe_output(out));
+    assert_eq!(
+        errors,
+        1,
+        "{what}: one error line\n{}",
+        describe_output(out)
+    );
     assert!(
         !stderr.contains("panicked"),
         "{what}: a panic\n{}",
@@ -155,7 +163,11 @@ fn wal_commands_succeed_at_a_ten_percent_fault_rate_and_fetch_identical_bytes() 
             std::fs::remove_file(&src).expect("removing the segment");
         }
         let out = Tally::run(&mut list, || walg(&["backup-list"], &env));
-        assert!(out.status.success(), "backup-list\n{}", describe_output(&out));
+        assert!(
+            out.status.success(),
+            "backup-list\n{}",
+            describe_output(&out)
+        );
         let out = Tally::run(&mut delete, || {
             walg(&["delete", "retain", "1", "--confirm"], &env)
         });
@@ -201,10 +213,72 @@ fn a_download_broken_mid_body_resumes_with_a_ranged_get() {
         let log = proxy.log();
         assert_eq!(log.len(), 2, "one GET and one resume: {log:?}");
         assert!(
-            log[1].starts_with("GET ") && log[1].contains("range=bytes=") && !log[1].ends_with("=0-"),
+            log[1].starts_with("GET ")
+                && log[1].contains("range=bytes=")
+                && !log[1].ends_with("=0-"),
             "the second request resumes from the byte reached: {log:?}"
         );
     }
+}
+
+#[test]
+fn an_object_replaced_while_its_download_stalls_is_not_spliced() {
+    let server = S3Server::start();
+    let direct = settings(&server, &server.endpoint());
+    let work = tempfile::tempdir().expect("temp dir");
+    let name = SEGMENTS[2];
+    let src = write_segment(work.path(), name, 5);
+    let out = walg(&["wal-push", path_str(&src)], &env_of(&direct));
+    assert!(out.status.success(), "wal-push\n{}", describe_output(&out));
+
+    // The first answer stalls after half its body, for S3_REQUEST_TIMEOUT; meanwhile the
+    // object is replaced by one of the same size, so only its ETag tells the resume that it
+    // is another object.
+    let stored = server
+        .data_dir()
+        .join(server.bucket())
+        .join(PREFIX)
+        .join("wal_005")
+        .join(format!("{name}.lz4"));
+    let size = std::fs::metadata(&stored).expect("the stored object").len();
+    let other = Bytes::from(vec![0x5A; usize::try_from(size).expect("size")]);
+    let proxy = FaultProxy::start(server.port(), Plan::Nth(0, Fault::StallMidBody));
+    let env = settings(&server, &proxy.endpoint());
+    let dest = work.path().join("fetched");
+    let out = std::thread::scope(|s| {
+        let fetch = s.spawn(|| walg(&["wal-fetch", name, path_str(&dest)], &env_of(&env)));
+        let waited = Instant::now();
+        while proxy.requests() == 0 && waited.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async {
+            let storage = S3Storage::new(&server.settings(PREFIX))
+                .await
+                .expect("building the s3 client");
+            let key = Key::new(&format!("wal_005/{name}.lz4")).expect("key");
+            storage
+                .put_bytes(&key, other.clone())
+                .await
+                .expect("replacing the object");
+        });
+        fetch.join().expect("wal-fetch thread")
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(200),
+        "{}\nrequests: {:?}",
+        describe_output(&out),
+        proxy.log()
+    );
+    assert!(!dest.exists(), "nothing at the destination");
+    assert_one_error_line(&out, "wal-fetch of a replaced object");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("changed while it was read") && stderr.contains("ETag"),
+        "the error says the object changed\n{stderr}"
+    );
 }
 
 #[test]
@@ -307,8 +381,15 @@ fn assert_same_tree(expected: &Path, actual: &Path) {
             .filter_map(Result::ok)
             .filter(|e| e.file_type().is_file())
             .map(|e| {
-                let rel = e.path().strip_prefix(root).expect("below root").to_path_buf();
-                (rel, std::fs::read(e.path()).expect("reading a restored file"))
+                let rel = e
+                    .path()
+                    .strip_prefix(root)
+                    .expect("below root")
+                    .to_path_buf();
+                (
+                    rel,
+                    std::fs::read(e.path()).expect("reading a restored file"),
+                )
             })
             .collect();
         out.sort();
@@ -328,6 +409,12 @@ fn assert_same_tree(expected: &Path, actual: &Path) {
 #[test]
 fn backups_survive_a_ten_percent_fault_rate_and_fail_in_time_when_every_request_fails() {
     let server = S3Server::start();
+    let with_small_parts = |mut env: Vec<(String, String)>| {
+        // Many tar parts: many objects to push and fetch through the faults.
+        env.push(("WALG_TAR_SIZE_THRESHOLD".into(), (4 << 20).to_string()));
+        env
+    };
+    let settings = |server: &S3Server, endpoint: &str| with_small_parts(settings(server, endpoint));
     let direct = settings(&server, &server.endpoint());
     // WAL goes straight to S3: the faults are for the commands under test.
     let archive = common::pg::walg_command(&env_of(&direct), "wal-push %p");
@@ -342,7 +429,7 @@ fn backups_survive_a_ten_percent_fault_rate_and_fail_in_time_when_every_request_
     };
     let condition = "10% mixed";
     let (mut push, mut fetch) = (Tally::default(), Tally::default());
-    for seed in 0..2u64 {
+    for seed in 0..3u64 {
         let proxy = FaultProxy::start(
             server.port(),
             Plan::Rate {
@@ -368,8 +455,12 @@ fn backups_survive_a_ten_percent_fault_rate_and_fail_in_time_when_every_request_
     let root = pg_tempdir("walgfaultref");
     let reference = root.path().join("data");
     let out = run(&direct, &["backup-fetch", path_str(&reference), "LATEST"]);
-    assert!(out.status.success(), "backup-fetch\n{}", describe_output(&out));
-    for seed in 0..4u64 {
+    assert!(
+        out.status.success(),
+        "backup-fetch\n{}",
+        describe_output(&out)
+    );
+    for seed in 0..8u64 {
         let proxy = FaultProxy::start(
             server.port(),
             Plan::Rate {
@@ -404,7 +495,10 @@ fn backups_survive_a_ten_percent_fault_rate_and_fail_in_time_when_every_request_
         let dest = root.path().join(format!("failed-{fault:?}"));
         let runs: [(&str, Vec<&str>); 2] = [
             ("backup-push", vec!["backup-push", &data_dir]),
-            ("backup-fetch", vec!["backup-fetch", path_str(&dest), "LATEST"]),
+            (
+                "backup-fetch",
+                vec!["backup-fetch", path_str(&dest), "LATEST"],
+            ),
         ];
         for (command, args) in runs {
             let mut tally = Tally::default();

@@ -20,8 +20,8 @@
 //! The proxy keeps a log of the requests it saw (`METHOD /path` and any `Range` header).
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -108,8 +108,8 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Listens on a free loopback port and forwards to `127.0.0.1:<upstream_port>`.
     pub fn start(upstream_port: u16, plan: Plan) -> FaultProxy {
-        let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .expect("binding the fault proxy");
+        let std_listener =
+            std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding the fault proxy");
         std_listener
             .set_nonblocking(true)
             .expect("non-blocking listener");
@@ -297,7 +297,9 @@ fn reset(stream: Result<TcpStream, tokio::net::tcp::ReuniteError>) -> Io {
 }
 
 /// The head of a message (through the empty line), or `None` at a clean end of stream.
-async fn read_head(reader: &mut (impl AsyncBufReadExt + Unpin)) -> std::io::Result<Option<Vec<u8>>> {
+async fn read_head(
+    reader: &mut (impl AsyncBufReadExt + Unpin),
+) -> std::io::Result<Option<Vec<u8>>> {
     let mut head = Vec::new();
     loop {
         let before = head.len();

@@ -63,7 +63,10 @@ mod tests {
 
     #[test]
     fn only_whole_object_checksums_are_used() {
-        assert_eq!(full_object(Some("4waSgw=="), None).as_deref(), Some("4waSgw=="));
+        assert_eq!(
+            full_object(Some("4waSgw=="), None).as_deref(),
+            Some("4waSgw==")
+        );
         assert_eq!(full_object(Some("4waSgw==-3"), None), None);
         assert_eq!(
             full_object(Some("4waSgw=="), Some(&ChecksumType::Composite)),

@@ -91,11 +91,21 @@ async fn request(
                 })
                 .send()
                 .await
-                .map_err(|e| match &e {
-                    SdkError::ServiceError(service) if service.raw().status().as_u16() == 412 => {
-                        Failure::Fatal(changed(shown, "its ETag no longer matches"))
+                .map_err(|e| {
+                    let status = match &e {
+                        SdkError::ServiceError(service) => service.raw().status().as_u16(),
+                        _ => 0,
+                    };
+                    match status {
+                        412 if from.is_some() => {
+                            Failure::Fatal(changed(shown, "its ETag no longer matches"))
+                        }
+                        416 if from.is_some() => Failure::Fatal(changed(
+                            shown,
+                            "it is now shorter than the byte reached",
+                        )),
+                        _ => inner.classify("get", shown, &e),
                     }
-                    _ => inner.classify("get", shown, &e),
                 })
         },
     )
@@ -359,6 +369,14 @@ mod tests {
             .await
             .map_err(|e| read_error("k", e))?;
         Ok(out)
+    }
+
+    #[test]
+    fn content_ranges_parse() {
+        assert_eq!(parse_content_range("bytes 100-199/200"), Some((100, 200)));
+        assert_eq!(parse_content_range("bytes 0-0/1"), Some((0, 1)));
+        assert_eq!(parse_content_range("bytes */200"), None);
+        assert_eq!(parse_content_range("items 1-2/3"), None);
     }
 
     #[tokio::test]
