@@ -197,9 +197,10 @@ impl Download {
                 key: self.key.clone(),
                 message: format!("body ended after {} of {total} bytes", self.delivered),
             }),
-            // An empty object: no chunk came to check the checksum with.
-            Some(0) => self.verify(),
-            _ => Ok(()),
+            // Checked with the last byte already.
+            Some(total) if total > 0 => Ok(()),
+            // An empty object (no chunk came to check it with), or one of unknown size.
+            _ => self.verify(),
         }
     }
 
