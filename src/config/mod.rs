@@ -469,6 +469,7 @@ fn s3_settings(
         max_part_size: r.count("S3_MAX_PART_SIZE")?,
         upload_concurrency,
         max_retries: u32::try_from(r.count("S3_MAX_RETRIES")?).unwrap_or(u32::MAX),
+        download_retries: u32::try_from(r.count("WALG_DOWNLOAD_FILE_RETRIES")?).unwrap_or(u32::MAX),
         request_timeout: r.duration("S3_REQUEST_TIMEOUT")?,
         connect_timeout: r.duration("S3_CONNECT_TIMEOUT")?,
         delete_batch_size: r.count("S3_DELETE_BATCH_SIZE")?.max(1),

@@ -473,8 +473,8 @@ pub static SETTINGS: &[SettingDef] = &[
         &[],
         Int(0),
         Some("15"),
-        Core,
-        "Retries of a failed backup part download.",
+        S3,
+        "Times one S3 download broken mid-body is resumed (a ranged GET from the byte reached, checked to be the same object); each resume request is retried up to `S3_MAX_RETRIES` times.",
     ),
     def(
         "WALG_SENTINEL_USER_DATA",

@@ -119,6 +119,10 @@ pub enum StorageError {
         key: String,
         message: String,
     },
+    /// The object's bytes are not what was stored: they do not match the checksum stored with
+    /// it, or the object was replaced while it was being read. Retrying does not help.
+    #[error("object '{key}' in storage cannot be trusted: {message}")]
+    Corrupt { key: String, message: String },
     /// A local I/O error (local folder backend, or reading the body being uploaded).
     #[error("{op} '{path}': {source}")]
     Io {
@@ -145,6 +149,9 @@ impl StorageError {
 /// - `put` is atomic: readers see the whole new object or the old state, never a part;
 ///   it returns only once the object is durable.
 /// - `get` and `head` return [`StorageError::NotFound`] for an absent object.
+/// - the reader `get` returns yields the object's bytes or fails; it never yields bytes of
+///   another object, nor bytes that a checksum stored with the object disowns
+///   ([`StorageError::Corrupt`]).
 /// - `list` is recursive below a folder; a missing folder is an empty list.
 /// - `delete` of an absent key is not an error.
 #[async_trait]

@@ -5,6 +5,7 @@
 // Test fixtures read the environment (tool locations, knobs) like the command line does.
 #![allow(clippy::disallowed_methods)]
 
+pub mod faultproxy;
 pub mod pg;
 pub mod s3server;
 pub mod segments;

@@ -145,6 +145,7 @@ impl S3Server {
             max_part_size: 5 * 1024 * 1024,
             upload_concurrency: 4,
             max_retries: 2,
+            download_retries: 2,
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
             delete_batch_size: 1000,

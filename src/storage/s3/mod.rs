@@ -4,11 +4,14 @@
 //! - `credentials`: the explicit credentials chain built from [`S3Credentials`].
 //! - `retry`: bounded retries with jittered backoff and the mapping of SDK errors.
 //! - `upload`: `put` (single PutObject or multipart with bounded memory).
-//! - `download`: `get` with an idle deadline and a Content-Length check on the body.
+//! - `download`: `get` with an idle deadline, a Content-Length check, resumes of a broken
+//!   body (ranged GETs checked by ETag) and the check of a stored CRC32C.
+//! - `checksum`: the CRC32C sent with uploads and checked on downloads.
 //!
 //! The object key in the bucket is `<root>/<key>`, or `<key>` when the root is empty
 //! (WAL-G compat, format §1.6).
 
+mod checksum;
 mod client;
 mod credentials;
 mod download;
@@ -57,6 +60,8 @@ pub struct S3Settings {
     pub upload_concurrency: usize,
     /// `S3_MAX_RETRIES`: retries after the first attempt of each request.
     pub max_retries: u32,
+    /// `WALG_DOWNLOAD_FILE_RETRIES`: resumes of one download whose body broke off.
+    pub download_retries: u32,
     /// `S3_REQUEST_TIMEOUT`: deadline of one request attempt (and idle limit of a body stream).
     pub request_timeout: Duration,
     /// `S3_CONNECT_TIMEOUT`.
@@ -119,6 +124,8 @@ struct Inner {
     request_timeout: Duration,
     delete_batch_size: usize,
     retry: RetryPolicy,
+    /// Resumes allowed to one download (`WALG_DOWNLOAD_FILE_RETRIES`).
+    download_retries: u32,
     /// Where credentials are looked for, for the "no credentials" error.
     credential_sources: String,
 }
@@ -150,6 +157,7 @@ impl S3Storage {
                 request_timeout: settings.request_timeout,
                 delete_batch_size: settings.delete_batch_size.clamp(1, 1000),
                 retry,
+                download_retries: settings.download_retries,
                 credential_sources: built.credential_sources,
             }),
         })
@@ -430,6 +438,7 @@ mod tests {
             request_timeout: Duration::from_secs(1),
             delete_batch_size: 1,
             retry: RetryPolicy::new(0),
+            download_retries: 0,
             credential_sources: String::new(),
         }
     }

@@ -41,7 +41,7 @@ impl RetryPolicy {
     }
 
     /// A full-jitter wait before retry number `retry`.
-    fn backoff(retry: u32) -> Duration {
+    pub fn backoff(retry: u32) -> Duration {
         let ceiling = u64::try_from(Self::backoff_ceiling(retry).as_millis()).unwrap_or(u64::MAX);
         Duration::from_millis(rand::random_range(0..=ceiling))
     }

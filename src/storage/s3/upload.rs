@@ -8,18 +8,26 @@
 //! Every attempt of a part resends the same buffered bytes. On any failure the upload is
 //! aborted (best effort, bounded). `put` returns only after the 200 of PutObject or
 //! CompleteMultipartUpload: only then is the object durable.
+//!
+//! Every upload carries a CRC32C that walg computes itself (see `checksum`), sent as a plain
+//! header, so S3 rejects bytes damaged on the way: a PutObject carries the object's CRC32C;
+//! a multipart upload is created as a full-object CRC32C upload, each part carries its own
+//! CRC32C, and CompleteMultipartUpload carries the CRC32C of the whole object, which S3 checks
+//! against the parts and stores, so a download can verify it (see `download`).
 
 use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
+    ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+    StorageClass,
 };
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinSet;
 
 use super::Inner;
+use super::checksum::{Crc32c, crc32c_of};
 use super::client::transfer_allowance;
 use super::retry::{self, RetryPolicy};
 use crate::storage::{BoxReader, Key, StorageError, read_error};
@@ -43,9 +51,9 @@ pub(super) async fn put(
     let upload_id = inner.create_multipart(&object, shown).await?;
     let parts = upload_parts(inner, &object, shown, &upload_id, first.bytes, carry, body).await;
     let result = match parts {
-        Ok(parts) => {
+        Ok((parts, whole)) => {
             inner
-                .complete_multipart(&object, shown, &upload_id, parts)
+                .complete_multipart(&object, shown, &upload_id, parts, &whole)
                 .await
         }
         Err(e) => Err(e),
@@ -118,7 +126,8 @@ async fn read_retrying<R: AsyncRead + Unpin>(
     }
 }
 
-/// Uploads every part, `first` included, with at most `parts_in_flight` at once.
+/// Uploads every part, `first` included, with at most `parts_in_flight` at once. Returns the
+/// parts and the CRC32C of the whole body.
 async fn upload_parts(
     inner: &Arc<Inner>,
     object: &str,
@@ -127,7 +136,8 @@ async fn upload_parts(
     first: Bytes,
     carry: u8,
     mut body: BoxReader,
-) -> Result<Vec<CompletedPart>, StorageError> {
+) -> Result<(Vec<CompletedPart>, String), StorageError> {
+    let mut whole = Crc32c::new();
     let mut in_flight: JoinSet<Result<CompletedPart, StorageError>> = JoinSet::new();
     let mut done = Vec::new();
     let mut pending = Some(first);
@@ -151,6 +161,7 @@ async fn upload_parts(
                 part.bytes
             }
         };
+        whole.update(&bytes);
         number += 1;
         if number > MAX_PARTS {
             return Err(StorageError::Refused {
@@ -174,7 +185,7 @@ async fn upload_parts(
         done.push(joined(in_flight.join_next().await, shown)?);
     }
     done.sort_by_key(|p| p.part_number());
-    Ok(done)
+    Ok((done, whole.header()))
 }
 
 /// The outcome of one finished part upload.
@@ -222,12 +233,14 @@ impl Inner {
     ) -> Result<(), StorageError> {
         let deadline = self.request_timeout + transfer_allowance(bytes.len());
         let length = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+        let crc = crc32c_of(&bytes);
         retry::run(&self.retry, "put", shown, deadline, || async {
             self.client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(object)
                 .content_length(length)
+                .checksum_crc32_c(&crc)
                 .body(ByteStream::from(bytes.clone()))
                 .set_storage_class(self.storage_class())
                 .set_server_side_encryption(self.sse())
@@ -246,6 +259,8 @@ impl Inner {
                 .create_multipart_upload()
                 .bucket(&self.bucket)
                 .key(object)
+                .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+                .checksum_type(ChecksumType::FullObject)
                 .set_storage_class(self.storage_class())
                 .set_server_side_encryption(self.sse())
                 .set_ssekms_key_id(self.kms_key_id())
@@ -273,6 +288,7 @@ impl Inner {
     ) -> Result<CompletedPart, StorageError> {
         let deadline = self.request_timeout + transfer_allowance(bytes.len());
         let length = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+        let crc = crc32c_of(&bytes);
         let out = retry::run(&self.retry, "put", shown, deadline, || async {
             self.client
                 .upload_part()
@@ -281,6 +297,7 @@ impl Inner {
                 .upload_id(upload_id)
                 .part_number(number)
                 .content_length(length)
+                .checksum_crc32_c(&crc)
                 .body(ByteStream::from(bytes.clone()))
                 .send()
                 .await
@@ -290,6 +307,7 @@ impl Inner {
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(out.e_tag().map(str::to_string))
+            .checksum_crc32_c(crc)
             .build())
     }
 
@@ -299,6 +317,7 @@ impl Inner {
         shown: &str,
         upload_id: &str,
         parts: Vec<CompletedPart>,
+        whole: &str,
     ) -> Result<(), StorageError> {
         let upload = CompletedMultipartUpload::builder()
             .set_parts(Some(parts))
@@ -312,6 +331,8 @@ impl Inner {
                 .key(object)
                 .upload_id(upload_id)
                 .multipart_upload(upload.clone())
+                .checksum_crc32_c(whole)
+                .checksum_type(ChecksumType::FullObject)
                 .send()
                 .await
                 .map_err(|e| self.classify("put", shown, &e))
