@@ -411,7 +411,8 @@ mod tests {
         ] {
             let err = load(refused).expect_err(refused);
             assert!(
-                matches!(err, SourceError::WrongType { .. }) && err.to_string().contains("walg.json"),
+                matches!(err, SourceError::WrongType { .. })
+                    && err.to_string().contains("walg.json"),
                 "{refused}: {err}"
             );
             assert!(!err.to_string().contains("12345"), "{err}");

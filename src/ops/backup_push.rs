@@ -28,7 +28,7 @@ use crate::layout::documents::{
     Tablespace, TablespaceSpec,
 };
 use crate::layout::gotime::{GoTime, ceil_to_micros};
-use crate::pg::{BackupInProgress, ConnectSettings, PgConn};
+use crate::pg::{BackupInProgress, ConnectSettings, PgConn, datadir};
 use crate::storage::{Key, StorageExt};
 use crate::util::pipe::PipeWriter;
 
@@ -61,13 +61,19 @@ pub async fn run(
     opts: BackupPushOptions,
     progress: Arc<dyn Progress>,
 ) -> anyhow::Result<BackupPushReport> {
-    // step: connect and check the server and the data directory.
+    // step: check the data directory given, connect, check the server's.
+    let given = match &opts.pgdata {
+        Some(dir) => {
+            let dir = datadir::canonical(dir)?;
+            datadir::check(&dir)?;
+            Some(dir)
+        }
+        None => None,
+    };
     let conn = PgConn::connect(&opts.connect).await?;
     let server_dir = conn.data_directory().await?;
-    let pgdata = match &opts.pgdata {
+    let pgdata = match given {
         Some(dir) => {
-            let dir = std::fs::canonicalize(dir)
-                .with_context(|| format!("data directory '{}'", dir.display()))?;
             if dir != server_dir {
                 return Err(HintedError::new(
                     format!(
@@ -81,16 +87,11 @@ pub async fn run(
             }
             dir
         }
-        None => server_dir,
-    };
-    for required in ["global/pg_control", "PG_VERSION"] {
-        if !pgdata.join(required).is_file() {
-            bail!(
-                "'{}' has no {required}: not a PostgreSQL data directory",
-                pgdata.display()
-            );
+        None => {
+            datadir::check(&server_dir)?;
+            server_dir
         }
-    }
+    };
     let segment_size = conn.wal_segment_size().await?;
     if segment_size != ctx.settings.wal.segment_size {
         return Err(HintedError::new(
