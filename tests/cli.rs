@@ -341,10 +341,18 @@ fn an_unreadable_data_directory_is_permission_denied() {
     std::fs::create_dir(pgdata.path().join("global")).unwrap();
     std::fs::write(pgdata.path().join("global/pg_control"), b"control").unwrap();
     std::fs::write(pgdata.path().join("PG_VERSION"), b"15\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(pgdata.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
     let mut cmd = if is_root() {
         // root reads everything: run walg as the PostgreSQL user, who cannot read a directory
         // that root owns with mode 0700.
-        let mut cmd = std::process::Command::new("runuser");
+        let runuser = ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).is_file())
+            .expect("runuser (util-linux), to run walg as postgres");
+        let mut cmd = std::process::Command::new(runuser);
         cmd.args(["-u", "postgres", "--"])
             .arg(assert_cmd::cargo::cargo_bin("walg"));
         cmd

@@ -2,9 +2,9 @@
 //! `INFO: 2006/01/02 15:04:05.000000 message`, with `WARNING:`, `ERROR:` and `DEBUG:`.
 //!
 //! Only walg's own events are shown, except at `WALG_LOG_LEVEL=DEVEL`, which adds the events
-//! of the libraries (the AWS SDK, the HTTP stack) at their levels. Events and spans that carry
-//! credentials (the SDK logs loaded credentials, with their key id, in fields such as `creds`)
-//! are never shown, at any level. No colour codes.
+//! of the libraries (the AWS SDK, the HTTP stack) at their levels. Lines that would show
+//! credentials (the SDK logs loaded credentials, with their key id, in fields such as `creds`
+//! and inside other structures) are never shown, at any level. No colour codes.
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -38,6 +38,45 @@ pub fn timestamp() -> String {
 }
 
 struct WalgFormat;
+
+/// Drops every library line that would show credentials: the AWS SDK logs its `Credentials` (and
+/// structures holding them) with `Debug`, which includes the access key id, inside messages
+/// and fields of many shapes. The line is formatted first, then written only when clean.
+struct Scrubbed<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for Scrubbed<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        if !is_walg(event.metadata()) && shows_credentials(&line) {
+            return Ok(());
+        }
+        writer.write_str(&line)
+    }
+}
+
+/// True for text that may hold a key id or a secret as the SDK prints them.
+fn shows_credentials(text: &str) -> bool {
+    const MARKS: [&str; 6] = [
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "Credentials {",
+        "AccessKeyId",
+        "aws_access_key",
+    ];
+    MARKS.iter().any(|m| text.contains(m))
+}
 
 impl<S, N> FormatEvent<S, N> for WalgFormat
 where
@@ -109,6 +148,7 @@ pub fn init(settings: &LogSettings) {
                 layer
                     .json()
                     .flatten_event(true)
+                    .map_event_format(Scrubbed)
                     .with_writer(Mutex::new(file)),
             )
             .try_init(),
@@ -124,7 +164,11 @@ pub fn init(settings: &LogSettings) {
             .with(layer.event_format(WalgFormat).with_writer(Mutex::new(file)))
             .try_init(),
         (false, None) => registry
-            .with(layer.event_format(WalgFormat).with_writer(std::io::stderr))
+            .with(
+                layer
+                    .event_format(Scrubbed(WalgFormat))
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
     if let Some(message) = fallback {

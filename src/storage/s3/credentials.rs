@@ -453,6 +453,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_missing_named_profile_ends_the_chain_without_instance_metadata() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("credentials");
+        std::fs::write(
+            &file,
+            "[default]\naws_access_key_id=A\naws_secret_access_key=B\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let creds = S3Credentials {
+            profile: Some("nosuch".into()),
+            shared_credentials_file: Some(file.clone()),
+            // Metadata allowed: a named profile must still not reach for it.
+            ec2_metadata_disabled: false,
+            ..S3Credentials::default()
+        };
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https();
+        let chain = build(
+            &creds,
+            "us-east-1",
+            http,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        // Checked before asking the chain, so that a chain with metadata is never asked here.
+        assert_eq!(
+            chain.sources,
+            format!(
+                "profile 'nosuch' (AWS_PROFILE) is not in '{}'",
+                file.display()
+            )
+        );
+        let result = chain.provider.provide_credentials().await;
+        assert!(
+            matches!(result, Err(CredentialsError::InvalidConfiguration(_))),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn an_empty_chain_reports_not_loaded() {
         let creds = S3Credentials {
             ec2_metadata_disabled: true,
