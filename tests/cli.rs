@@ -331,7 +331,10 @@ fn a_config_file_value_of_the_wrong_json_type_is_refused_naming_setting_and_file
 /// True when the tests run as root (who reads every directory).
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata("/proc/self").unwrap().uid() == 0
+    std::fs::metadata("/proc/self")
+        .expect("stat /proc/self")
+        .uid()
+        == 0
 }
 
 #[test]
@@ -358,7 +361,7 @@ fn an_unreadable_data_directory_is_permission_denied() {
         cmd
     } else {
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(pgdata.path(), std::fs::Permissions::from_mode(0)).unwrap();
+        std::fs::set_permissions(pgdata.path(), std::fs::Permissions::from_mode(0o000)).unwrap();
         std::process::Command::new(assert_cmd::cargo::cargo_bin("walg"))
     };
     let out = cmd

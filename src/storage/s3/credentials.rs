@@ -92,13 +92,11 @@ pub(super) fn build(
     let named = non_empty(&creds.profile);
     let profile = named.unwrap_or("default");
     let files = profile_files(creds);
-    if let Some(named) = named {
-        if let Some(missing) = missing_profile(creds, named, &files) {
-            return Chain {
-                provider: SharedCredentialsProvider::new(Misconfigured(missing.clone())),
-                sources: missing,
-            };
-        }
+    if let Some(missing) = named.and_then(|named| missing_profile(creds, named, &files)) {
+        return Chain {
+            provider: SharedCredentialsProvider::new(Misconfigured(missing.clone())),
+            sources: missing,
+        };
     }
     if files.is_empty() {
         sources.push(format!(
