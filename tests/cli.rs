@@ -272,3 +272,125 @@ fn json_log_lines() {
         "{value}"
     );
 }
+
+/// The one `ERROR:` line of a failed command, without its timestamp.
+fn error_line(stderr: &[u8]) -> String {
+    let stderr = String::from_utf8_lossy(stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("ERROR: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line expected:\n{stderr}");
+    // `ERROR: 2006/01/02 15:04:05.000000 message`
+    errors[0]
+        .splitn(4, ' ')
+        .nth(3)
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_config_file_value_of_the_wrong_json_type_is_refused_naming_setting_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("walg.json");
+    std::fs::write(&config, r#"{"WALG_FILE_PREFIX": 5}"#).unwrap();
+    let out = walg()
+        .arg("--config")
+        .arg(&config)
+        .args(["wal-push", "/tmp/x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        error_line(&out.stderr),
+        format!(
+            "invalid WALG_FILE_PREFIX (from config file '{}'): a number where a path (a JSON string) is expected",
+            config.display()
+        )
+    );
+    assert!(!dir.path().join("5").exists());
+
+    std::fs::write(&config, r#"{"WALG_UPLOAD_CONCURRENCY": {"n": 4}}"#).unwrap();
+    let out = walg()
+        .env("WALG_FILE_PREFIX", dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["wal-push", "/tmp/x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        error_line(&out.stderr),
+        format!(
+            "invalid WALG_UPLOAD_CONCURRENCY (from config file '{}'): an object where a whole number is expected",
+            config.display()
+        )
+    );
+}
+
+/// True when the tests run as root (who reads every directory).
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self")
+        .expect("stat /proc/self")
+        .uid()
+        == 0
+}
+
+#[test]
+fn an_unreadable_data_directory_is_permission_denied() {
+    let storage = tempfile::tempdir().unwrap();
+    let pgdata = tempfile::tempdir().unwrap();
+    std::fs::create_dir(pgdata.path().join("global")).unwrap();
+    std::fs::write(pgdata.path().join("global/pg_control"), b"control").unwrap();
+    std::fs::write(pgdata.path().join("PG_VERSION"), b"15\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(pgdata.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let mut cmd = if is_root() {
+        // root reads everything: run walg as the PostgreSQL user, who cannot read a directory
+        // that root owns with mode 0700.
+        let runuser = ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).is_file())
+            .expect("runuser (util-linux), to run walg as postgres");
+        let mut cmd = std::process::Command::new(runuser);
+        cmd.args(["-u", "postgres", "--"])
+            .arg(assert_cmd::cargo::cargo_bin("walg"));
+        cmd
+    } else {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(pgdata.path(), std::fs::Permissions::from_mode(0o000)).unwrap();
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("walg"))
+    };
+    let out = cmd
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("WALG_FILE_PREFIX", storage.path().join("store"))
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", "1")
+        .args(["backup-push"])
+        .arg(pgdata.path())
+        .output()
+        .unwrap();
+    if !is_root() {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(pgdata.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        error_line(&out.stderr),
+        format!(
+            "cannot read '{}': permission denied",
+            pgdata.path().display()
+        )
+    );
+}

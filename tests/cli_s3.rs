@@ -142,3 +142,111 @@ fn endpoint_down_is_200_within_the_deadline() {
         "{stderr}"
     );
 }
+
+/// Settings for the server with credentials from a shared credentials file whose `[walg]`
+/// profile holds the keys, and the file's path.
+fn profile_env(server: &S3Server, dir: &std::path::Path, prefix: &str) -> Vec<(String, String)> {
+    let creds = dir.join("credentials");
+    std::fs::write(
+        &creds,
+        format!("[walg]\naws_access_key_id={ACCESS_KEY}\naws_secret_access_key={SECRET_KEY}\n"),
+    )
+    .expect("write credentials");
+    [
+        ("WALG_S3_PREFIX", format!("s3://{BUCKET}/{prefix}")),
+        ("AWS_ENDPOINT", server.endpoint()),
+        ("AWS_REGION", REGION.to_string()),
+        ("AWS_S3_FORCE_PATH_STYLE", "true".to_string()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            creds.to_str().expect("utf-8").to_string(),
+        ),
+        ("AWS_PROFILE", "walg".to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        ("HOME", "/nonexistent".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+fn with(env: &[(String, String)], name: &str, value: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = env.iter().filter(|(k, _)| k != name).cloned().collect();
+    env.push((name.to_string(), value.to_string()));
+    env
+}
+
+fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+#[test]
+fn a_missing_profile_is_named_with_its_file() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = with(
+        &profile_env(&server, dir.path(), "profile"),
+        "AWS_PROFILE",
+        "nosuch",
+    );
+    let wal = history_file(dir.path());
+    let started = Instant::now();
+    let out = walg(&["wal-push", wal.to_str().expect("utf-8")], &pairs(&env));
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("ERROR:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let expected = format!(
+        "profile 'nosuch' (AWS_PROFILE) is not in '{}'",
+        dir.path().join("credentials").display()
+    );
+    assert!(errors[0].ends_with(&expected), "{stderr}");
+    assert!(
+        !stderr.contains("IMDS") && !stderr.contains("metadata"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_sdk_logs_only_at_devel_and_never_a_key_id() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = profile_env(&server, dir.path(), "quiet");
+    let wal = history_file(dir.path());
+    for level in ["NORMAL", "DEVEL"] {
+        let env = with(&env, "WALG_LOG_LEVEL", level);
+        let out = walg(&["wal-push", wal.to_str().expect("utf-8")], &pairs(&env));
+        assert!(out.status.success(), "{level}: {}", describe_output(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains(ACCESS_KEY),
+            "{level}: key id logged:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "{level}: colour codes:\n{stderr}"
+        );
+        assert!(!stderr.contains("access_key_id"), "{level}:\n{stderr}");
+        // walg's own lines at NORMAL: the archived file, nothing of the SDK.
+        if level == "NORMAL" {
+            let lines: Vec<&str> = stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "{stderr}");
+            assert!(
+                lines[0].starts_with("INFO: ") && lines[0].contains("archived as"),
+                "{stderr}"
+            );
+        } else {
+            assert!(
+                stderr
+                    .lines()
+                    .any(|l| l.starts_with("DEBUG: ") && !l.contains("s3 request")),
+                "the SDK says nothing at DEVEL:\n{stderr}"
+            );
+        }
+    }
+}

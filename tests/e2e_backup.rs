@@ -419,3 +419,163 @@ fn tablespace_restored_through_a_restore_spec() {
     restored.wait_for_recovery_end(TIMEOUT);
     assert_eq!(restored.psql("select count(*) from in_space"), "20000");
 }
+
+/// The backup names a backup-push output reports as written.
+fn written_name(out: &std::process::Output) -> Option<String> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr.lines().find_map(|l| {
+        l.split_once("wrote backup with name ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .map(str::to_string)
+    })
+}
+
+/// `X/Y`, as PostgreSQL writes an LSN.
+fn lsn_text(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+#[test]
+fn two_backup_pushes_started_together_write_two_complete_backups() {
+    let storage = pg_tempdir("walgpair");
+    let mut settings = local_settings(storage.path());
+    // Several data parts per backup, so that parts of two runs in one folder would show.
+    settings.push(("WALG_TAR_SIZE_THRESHOLD".into(), "4194304".into()));
+    let mut pg = Cluster::init(ClusterOptions::archiving(walg_command(
+        &env_of(&settings),
+        "wal-push %p",
+    )));
+    pg.start();
+    pg.pgbench_init(2);
+    let data_dir = pg.data_dir().to_str().expect("utf-8").to_string();
+
+    // step: pairs of backup-pushes started at the same moment.
+    let mut names = Vec::new();
+    for round in 1..=4 {
+        // Dirty buffers make the backup's start checkpoint take a while, so that both runs'
+        // starts fall into one checkpoint and one WAL segment: one name for two runs.
+        pg.psql("update pgbench_accounts set abalance = abalance + 1");
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| walg(&pg, &settings, &["backup-push", &data_dir]));
+            let b = s.spawn(|| walg(&pg, &settings, &["backup-push", &data_dir]));
+            (
+                a.join().expect("first backup-push"),
+                b.join().expect("second backup-push"),
+            )
+        });
+        let switched = [&a, &b]
+            .iter()
+            .filter(|o| {
+                String::from_utf8_lossy(&o.stderr).contains("switching to a new WAL segment")
+            })
+            .count();
+        eprintln!("round {round}: {switched} of 2 runs gave up a name taken by the other");
+        let mut succeeded = 0;
+        for out in [&a, &b] {
+            if out.status.success() {
+                succeeded += 1;
+                names.push(written_name(out).unwrap_or_else(|| {
+                    panic!("round {round}: no name reported\n{}", describe_output(out))
+                }));
+            } else {
+                // A run that gives up says why, in one error line.
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let errors: Vec<&str> =
+                    stderr.lines().filter(|l| l.starts_with("ERROR:")).collect();
+                assert_eq!(errors.len(), 1, "round {round}\n{stderr}");
+                assert!(
+                    errors[0].contains("no free backup name"),
+                    "round {round}\n{stderr}"
+                );
+            }
+        }
+        assert!(
+            succeeded >= 1,
+            "round {round}: neither backup-push succeeded\n{}\n{}",
+            describe_output(&a),
+            describe_output(&b)
+        );
+    }
+    let mut distinct = names.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        names.len(),
+        "two runs reported one name: {names:?}"
+    );
+    let listed = walg(&pg, &settings, &["backup-list", "--json"]);
+    assert!(listed.status.success(), "{}", describe_output(&listed));
+    let list: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("backup-list json");
+    assert_eq!(list.as_array().map(Vec::len), Some(names.len()), "{list}");
+
+    // step: each backup's folder holds exactly its own parts, and each restores whole.
+    let base = storage.path().join("basebackups_005");
+    for name in &names {
+        let folder = base.join(name);
+        let files: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(folder.join("files_metadata.json")).expect("files_metadata.json"),
+        )
+        .expect("files_metadata json");
+        let mut expected: Vec<String> = files["TarFileSets"]
+            .as_object()
+            .expect("TarFileSets")
+            .keys()
+            .cloned()
+            .collect();
+        expected.push("pg_control.tar.lz4".to_string());
+        expected.sort();
+        let mut stored: Vec<String> = std::fs::read_dir(folder.join("tar_partitions"))
+            .expect("tar_partitions")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        stored.sort();
+        assert_eq!(stored, expected, "parts of backup {name}");
+        assert!(
+            expected.len() > 3,
+            "{name} has a single data part: {expected:?}"
+        );
+        let mut top: Vec<String> = std::fs::read_dir(&folder)
+            .expect("backup folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        top.sort();
+        assert_eq!(
+            top,
+            ["files_metadata.json", "metadata.json", "tar_partitions"],
+            "folder of backup {name}"
+        );
+
+        let sentinel: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(base.join(format!("{name}_backup_stop_sentinel.json")))
+                .expect("sentinel"),
+        )
+        .expect("sentinel json");
+        let start_lsn = sentinel["LSN"].as_u64().expect("LSN");
+        let root = pg_tempdir("walgpairrestore");
+        let dest = root.path().join("data");
+        // One part at a time: parts extracted at once race to create shared directories.
+        let mut fetch = settings.clone();
+        fetch.push(("WALG_DOWNLOAD_CONCURRENCY".into(), "1".into()));
+        let out = walg(
+            &pg,
+            &fetch,
+            &["backup-fetch", dest.to_str().expect("utf-8"), name],
+        );
+        assert!(
+            out.status.success(),
+            "backup-fetch {name}\n{}",
+            describe_output(&out)
+        );
+        let label = std::fs::read_to_string(dest.join("backup_label")).expect("backup_label");
+        assert!(
+            label.contains(&format!("START WAL LOCATION: {} ", lsn_text(start_lsn))),
+            "backup {name} starts at {} but its label says\n{label}",
+            lsn_text(start_lsn)
+        );
+        for member in files["Files"].as_object().expect("Files").keys() {
+            let path = dest.join(member.trim_start_matches('/'));
+            assert!(path.exists(), "backup {name} lacks {member}");
+        }
+    }
+}

@@ -271,7 +271,7 @@ pub static SETTINGS: &[SettingDef] = &[
         Str,
         None,
         S3,
-        "Profile to read from the credentials and config files (default `default`).",
+        "Profile to read from the credentials and config files (default `default`). When set, the profile is the only source of credentials: a profile missing from the files is an error.",
     ),
     def(
         "AWS_WEB_IDENTITY_TOKEN_FILE",
@@ -610,7 +610,7 @@ pub static SETTINGS: &[SettingDef] = &[
         Choice(&["NORMAL", "DEVEL", "ERROR"]),
         Some("NORMAL"),
         Logging,
-        "`NORMAL`: info and above; `DEVEL`: adds debug lines; `ERROR`: errors only.",
+        "`NORMAL`: info and above; `DEVEL`: adds debug lines and the logs of the libraries (AWS SDK, HTTP); `ERROR`: errors only. Credentials and key ids are never logged.",
     ),
     def(
         "WALG_LOG_DESTINATION",

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::registry::{self, SettingDef};
+use super::registry::{self, Kind, SettingDef};
 
 /// Where a value was found, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,15 @@ pub enum SourceError {
     },
     #[error("config file '{path}' is not a JSON object of settings: {message}")]
     Parse { path: String, message: String },
+    /// A value of a JSON type that makes no sense for the setting (the value is not shown: it
+    /// may be a secret).
+    #[error("invalid {name} (from config file '{path}'): {found} where {expected} is expected")]
+    WrongType {
+        name: String,
+        path: String,
+        found: &'static str,
+        expected: &'static str,
+    },
 }
 
 /// All raw values, before typing.
@@ -183,6 +192,7 @@ fn parse_file(path: &Path, text: &str) -> Result<BTreeMap<String, String>, Sourc
     };
     let mut out = BTreeMap::new();
     for (key, value) in map {
+        check_json_type(path, &key, &value)?;
         let text = match value {
             serde_json::Value::Null => continue,
             serde_json::Value::String(s) => s,
@@ -197,6 +207,55 @@ fn parse_file(path: &Path, text: &str) -> Result<BTreeMap<String, String>, Sourc
         );
     }
     Ok(out)
+}
+
+/// Refuses a config file value whose JSON type makes no sense for its setting. Strings are
+/// always accepted (and parsed later, like environment values); numbers and booleans where
+/// WAL-G accepts them: numbers for whole numbers, durations, booleans (`0`, `1`), words and
+/// plain strings, booleans for booleans and words. A path or a secret must be a string (a
+/// number would lose its spelling: `007`, `1e3`); objects and arrays only for
+/// `WALG_SENTINEL_USER_DATA`, which is JSON. Unknown keys are left to the unknown-key warning.
+fn check_json_type(path: &Path, key: &str, value: &serde_json::Value) -> Result<(), SourceError> {
+    use serde_json::Value;
+    let Some(def) = registry::find(key) else {
+        return Ok(());
+    };
+    let found = match value {
+        Value::Null | Value::String(_) => return Ok(()),
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    let json_setting = def.name == "WALG_SENTINEL_USER_DATA";
+    let (accepted, expected) = match def.kind {
+        Kind::Path => (false, "a path (a JSON string)"),
+        Kind::Secret => (false, "a JSON string"),
+        Kind::Bool => (
+            matches!(value, Value::Bool(_) | Value::Number(_)),
+            "true or false",
+        ),
+        Kind::Int(_) => (matches!(value, Value::Number(_)), "a whole number"),
+        Kind::Duration => (matches!(value, Value::Number(_)), "a duration"),
+        Kind::Choice(_) => (
+            matches!(value, Value::Bool(_) | Value::Number(_)),
+            "one of its words (a JSON string)",
+        ),
+        Kind::Str if json_setting => (true, "JSON"),
+        Kind::Str => (
+            matches!(value, Value::Bool(_) | Value::Number(_)),
+            "a JSON string",
+        ),
+    };
+    if accepted {
+        return Ok(());
+    }
+    Err(SourceError::WrongType {
+        name: key.to_ascii_uppercase(),
+        path: path.display().to_string(),
+        found,
+        expected,
+    })
 }
 
 #[cfg(test)]
@@ -331,6 +390,46 @@ mod tests {
                 "WALG_TYPO is unknown".to_string(),
                 "WALG_OTHER_TYPO is unknown".to_string()
             ]
+        );
+    }
+
+    #[test]
+    fn config_file_values_of_a_senseless_json_type_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("walg.json");
+        let load = |json: &str| {
+            std::fs::write(&file, json).unwrap();
+            RawConfig::load(BTreeMap::new(), BTreeMap::new(), Some(file.clone()))
+        };
+        for refused in [
+            r#"{"WALG_FILE_PREFIX": 5}"#,
+            r#"{"walg_file_prefix": true}"#,
+            r#"{"AWS_SECRET_ACCESS_KEY": 12345}"#,
+            r#"{"WALG_UPLOAD_CONCURRENCY": [4]}"#,
+            r#"{"WALG_COMPRESSION_METHOD": {"lz4": 1}}"#,
+            r#"{"WALG_UPLOAD_CONCURRENCY": true}"#,
+        ] {
+            let err = load(refused).expect_err(refused);
+            assert!(
+                matches!(err, SourceError::WrongType { .. })
+                    && err.to_string().contains("walg.json"),
+                "{refused}: {err}"
+            );
+            assert!(!err.to_string().contains("12345"), "{err}");
+        }
+        let raw = load(
+            r#"{"WALG_UPLOAD_CONCURRENCY": 4, "WALG_PREVENT_WAL_OVERWRITE": true,
+                "WALG_SENTINEL_USER_DATA": {"a": 1}, "WALG_NO_SUCH": [1]}"#,
+        )
+        .unwrap();
+        assert_eq!(raw.get(def("WALG_UPLOAD_CONCURRENCY")).unwrap().value, "4");
+        assert_eq!(
+            raw.get(def("WALG_PREVENT_WAL_OVERWRITE")).unwrap().value,
+            "true"
+        );
+        assert_eq!(
+            raw.get(def("WALG_SENTINEL_USER_DATA")).unwrap().value,
+            r#"{"a":1}"#
         );
     }
 }

@@ -65,15 +65,36 @@ pub fn files_metadata_key(name: &str) -> Result<Key, StorageError> {
     backup_folder(name)?.join(FILES_METADATA_FILE)
 }
 
-/// `basebackups_005/<name>/walg_backup_in_progress.json`: kept fresh by a running `backup-push`
-/// (walg's own object; WAL-G ignores it), so that `delete` can tell an incomplete backup that
-/// is still being written from garbage.
-pub fn in_progress_marker_key(name: &str) -> Result<Key, StorageError> {
-    backup_folder(name)?.join(IN_PROGRESS_MARKER)
+/// `basebackups_005/<name>/walg_backup_in_progress_<run>.json`: the marker of one running
+/// `backup-push` (`run` is its run id), written before any part and kept fresh until the
+/// sentinel exists (walg's own object; WAL-G ignores it). `delete` uses it to tell an
+/// incomplete backup that is still being written from garbage; `backup-push` uses it to see
+/// another run that took the same name.
+pub fn in_progress_marker_key(name: &str, run: &str) -> Result<Key, StorageError> {
+    if run.is_empty() || !run.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(StorageError::InvalidKey {
+            key: format!("{IN_PROGRESS_MARKER_PREFIX}{run}{IN_PROGRESS_MARKER_SUFFIX}"),
+        });
+    }
+    backup_folder(name)?.join(&format!(
+        "{IN_PROGRESS_MARKER_PREFIX}{run}{IN_PROGRESS_MARKER_SUFFIX}"
+    ))
 }
 
-/// The file name of [`in_progress_marker_key`].
-pub const IN_PROGRESS_MARKER: &str = "walg_backup_in_progress.json";
+/// True when `file_name` is an in-progress marker: `walg_backup_in_progress_<run>.json`, or
+/// `walg_backup_in_progress.json` as earlier versions of walg wrote it.
+pub fn is_in_progress_marker(file_name: &str) -> bool {
+    file_name == LEGACY_IN_PROGRESS_MARKER
+        || file_name
+            .strip_prefix(IN_PROGRESS_MARKER_PREFIX)
+            .and_then(|rest| rest.strip_suffix(IN_PROGRESS_MARKER_SUFFIX))
+            .is_some_and(|run| !run.is_empty())
+}
+
+const IN_PROGRESS_MARKER_PREFIX: &str = "walg_backup_in_progress_";
+const IN_PROGRESS_MARKER_SUFFIX: &str = ".json";
+/// The single marker name of earlier versions (one per backup name, not per run).
+const LEGACY_IN_PROGRESS_MARKER: &str = "walg_backup_in_progress.json";
 
 /// `basebackups_005/<name>/tar_partitions`.
 pub fn tar_partitions_folder(name: &str) -> Result<Key, StorageError> {
@@ -306,6 +327,21 @@ mod tests {
     use super::*;
 
     const NAME: &str = "base_000000010000000000000004";
+
+    #[test]
+    fn each_run_has_its_own_in_progress_marker() {
+        let key = in_progress_marker_key(NAME, "3f2a-1").unwrap();
+        assert_eq!(
+            key.as_str(),
+            "basebackups_005/base_000000010000000000000004/walg_backup_in_progress_3f2a-1.json"
+        );
+        assert!(is_in_progress_marker(key.file_name()));
+        assert!(is_in_progress_marker("walg_backup_in_progress.json"));
+        assert!(!is_in_progress_marker("walg_backup_in_progress_.json"));
+        assert!(!is_in_progress_marker("metadata.json"));
+        assert!(in_progress_marker_key(NAME, "../x").is_err());
+        assert!(in_progress_marker_key(NAME, "").is_err());
+    }
 
     #[test]
     fn keys_of_a_backup() {

@@ -28,7 +28,7 @@ use crate::layout::documents::{
     Tablespace, TablespaceSpec,
 };
 use crate::layout::gotime::{GoTime, ceil_to_micros};
-use crate::pg::{BackupInProgress, ConnectSettings, PgConn};
+use crate::pg::{BackupInProgress, ConnectSettings, PgConn, datadir};
 use crate::storage::{Key, StorageExt};
 use crate::util::pipe::PipeWriter;
 
@@ -61,13 +61,19 @@ pub async fn run(
     opts: BackupPushOptions,
     progress: Arc<dyn Progress>,
 ) -> anyhow::Result<BackupPushReport> {
-    // step: connect and check the server and the data directory.
+    // step: check the data directory given, connect, check the server's.
+    let given = match &opts.pgdata {
+        Some(dir) => {
+            let dir = datadir::canonical(dir)?;
+            datadir::check(&dir)?;
+            Some(dir)
+        }
+        None => None,
+    };
     let conn = PgConn::connect(&opts.connect).await?;
     let server_dir = conn.data_directory().await?;
-    let pgdata = match &opts.pgdata {
+    let pgdata = match given {
         Some(dir) => {
-            let dir = std::fs::canonicalize(dir)
-                .with_context(|| format!("data directory '{}'", dir.display()))?;
             if dir != server_dir {
                 return Err(HintedError::new(
                     format!(
@@ -81,16 +87,11 @@ pub async fn run(
             }
             dir
         }
-        None => server_dir,
-    };
-    for required in ["global/pg_control", "PG_VERSION"] {
-        if !pgdata.join(required).is_file() {
-            bail!(
-                "'{}' has no {required}: not a PostgreSQL data directory",
-                pgdata.display()
-            );
+        None => {
+            datadir::check(&server_dir)?;
+            server_dir
         }
-    }
+    };
     let segment_size = conn.wal_segment_size().await?;
     if segment_size != ctx.settings.wal.segment_size {
         return Err(HintedError::new(
@@ -113,23 +114,20 @@ pub async fn run(
         "walg backup {}",
         jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S %Z")
     );
-    let session = start_unique(ctx, conn, &label, segment_size).await?;
+    // The in-progress marker tells `delete` and other backup-pushes that this backup is being
+    // written, until it is complete.
+    let (session, name, marker) = claim_name(ctx, conn, &label, segment_size).await?;
     let start = session.start().clone();
-    let name = keys::backup_name(start.timeline, start.lsn, segment_size)
-        .ok_or_else(|| anyhow::anyhow!("cannot name a backup starting at {:#X}", start.lsn))?
-        .as_str()
-        .to_string();
     tracing::info!(
         "starting backup '{name}' of '{}' at LSN {}",
         pgdata.display(),
         crate::pg::lsn_to_text(start.lsn)
     );
 
-    // step: tell `delete` that this backup is being written, until it is complete.
-    let marker = InProgress::start(ctx, &name).await?;
     let attempt = Attempt {
         ctx,
         name: name.clone(),
+        marker: marker.key.clone(),
         compression: ctx.settings.compression,
         progress: Arc::clone(&progress),
         compressed: Arc::new(AtomicU64::new(0)),
@@ -212,7 +210,7 @@ pub async fn run(
         attempt.remove_objects().await;
         return Err(e.context(format!("backup '{name}' failed; no backup was recorded")));
     }
-    marker.finish().await;
+    marker.remove().await;
     tracing::info!("wrote backup with name {name} to storage {}", ctx.storage);
     Ok(BackupPushReport {
         name,
@@ -224,50 +222,104 @@ pub async fn run(
     })
 }
 
-/// Starts the backup; if a complete backup with the same name exists already (two backups
-/// starting in one WAL segment), aborts, switches to a new segment and starts again, so that
-/// an existing backup is never overwritten.
-async fn start_unique(
+/// How many names a backup-push tries before it gives up.
+const NAME_ATTEMPTS: u32 = 5;
+
+/// Starts the backup and takes its name for this run alone.
+///
+/// Two backups starting in one WAL segment get one name. So, before any part is written,
+/// this run writes its own in-progress marker (a per-run key) into the backup's folder, then
+/// lists the folder and looks for the sentinel. Anything there besides its own marker (another
+/// run's marker, fresh or stale, parts of a run that died, a complete backup) means the name
+/// is not free: the run removes its marker, stops the backup, switches to a new WAL segment,
+/// waits a random moment and starts again, at most [`NAME_ATTEMPTS`] times. Because each run
+/// lists only after its own marker is stored, of two runs racing for one name at least the
+/// later one sees the other, so two runs never both keep a name (both may give it up; the
+/// random wait separates their next attempts). A standby cannot switch WAL segments: there
+/// the run fails instead. A marker left by a killed run therefore never blocks a primary: it
+/// only costs a new name.
+async fn claim_name(
     ctx: &Context,
     conn: PgConn,
     label: &str,
     segment_size: u64,
-) -> anyhow::Result<BackupInProgress> {
-    let session = conn.start_backup(label).await?;
-    let start = session.start().clone();
-    let name = keys::backup_name(start.timeline, start.lsn, segment_size)
-        .ok_or_else(|| anyhow::anyhow!("cannot name a backup starting at {:#X}", start.lsn))?;
-    if !ctx
+) -> anyhow::Result<(BackupInProgress, String, InProgress)> {
+    let run = run_id();
+    let mut conn = conn;
+    let mut attempt = 1;
+    loop {
+        let session = conn.start_backup(label).await?;
+        let start = session.start().clone();
+        let name = keys::backup_name(start.timeline, start.lsn, segment_size)
+            .ok_or_else(|| anyhow::anyhow!("cannot name a backup starting at {:#X}", start.lsn))?
+            .as_str()
+            .to_string();
+        let marker = InProgress::start(ctx, &name, &run).await?;
+        let taken = match name_taken(ctx, &name, &marker.key).await {
+            Ok(taken) => taken,
+            Err(e) => {
+                marker.remove().await;
+                return Err(e);
+            }
+        };
+        let Some(why) = taken else {
+            return Ok((session, name, marker));
+        };
+        marker.remove().await;
+        if start.in_recovery {
+            bail!(
+                "backup '{name}' {why}, and a standby cannot switch WAL segments; try again after more WAL"
+            );
+        }
+        if attempt >= NAME_ATTEMPTS {
+            bail!(
+                "backup '{name}' {why}; no free backup name after {NAME_ATTEMPTS} WAL segment switches"
+            );
+        }
+        tracing::info!("backup '{name}' {why}; switching to a new WAL segment");
+        let (stopped, _) = session.stop().await?;
+        stopped.switch_wal().await?;
+        let pause = rand::random_range(50..=500) * u64::from(attempt);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        conn = stopped;
+        attempt += 1;
+    }
+}
+
+/// Why `name` is not free for the run whose marker is `own`, or `None` when it is.
+async fn name_taken(ctx: &Context, name: &str, own: &Key) -> anyhow::Result<Option<String>> {
+    let folder = keys::backup_folder(name)?;
+    let objects = ctx
         .storage
-        .exists(&keys::sentinel_key(name.as_str())?)
-        .await?
+        .list(&folder)
+        .await
+        .with_context(|| format!("listing '{folder}'"))?;
+    let foreign: Vec<&Key> = objects
+        .iter()
+        .map(|o| &o.key)
+        .filter(|k| k.is_under(&folder) && *k != own)
+        .collect();
+    if foreign
+        .iter()
+        .any(|k| keys::is_in_progress_marker(k.file_name()))
     {
-        return Ok(session);
+        return Ok(Some("is being written by another backup-push".to_string()));
     }
-    if start.in_recovery {
-        bail!(
-            "backup '{}' already exists and a standby cannot switch WAL segments; try again after more WAL",
-            name.as_str()
-        );
+    if ctx.storage.exists(&keys::sentinel_key(name)?).await? {
+        return Ok(Some("already exists".to_string()));
     }
-    tracing::info!(
-        "backup '{}' exists already; switching to a new WAL segment",
-        name.as_str()
-    );
-    let (conn, _) = session.stop().await?;
-    conn.switch_wal().await?;
-    let session = conn.start_backup(label).await?;
-    let start = session.start().clone();
-    let again = keys::backup_name(start.timeline, start.lsn, segment_size)
-        .ok_or_else(|| anyhow::anyhow!("cannot name a backup starting at {:#X}", start.lsn))?;
-    if ctx
-        .storage
-        .exists(&keys::sentinel_key(again.as_str())?)
-        .await?
-    {
-        bail!("backup '{}' already exists", again.as_str());
+    if !foreign.is_empty() {
+        return Ok(Some(format!(
+            "has {} objects of an incomplete backup in '{folder}'",
+            foreign.len()
+        )));
     }
-    Ok(session)
+    Ok(None)
+}
+
+/// A run id, unique among concurrent runs: random, in hexadecimal.
+fn run_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 /// The in-progress marker of a running backup, refreshed every [`MARKER_REFRESH`] by a task.
@@ -281,10 +333,12 @@ struct InProgress {
 pub const MARKER_REFRESH: Duration = Duration::from_secs(60);
 
 impl InProgress {
-    async fn start(ctx: &Context, name: &str) -> anyhow::Result<InProgress> {
-        let key = keys::in_progress_marker_key(name)?;
+    /// Writes the marker of run `run` for backup `name` and keeps it fresh.
+    async fn start(ctx: &Context, name: &str, run: &str) -> anyhow::Result<InProgress> {
+        let key = keys::in_progress_marker_key(name, run)?;
         let body = serde_json::json!({
             "backup_name": name,
+            "run": run,
             "hostname": hostname(),
             "pid": std::process::id(),
             "started": jiff::Timestamp::now().to_string(),
@@ -312,9 +366,10 @@ impl InProgress {
         })
     }
 
-    /// The backup is complete: stop refreshing and remove the marker (a leftover is harmless:
-    /// it goes stale and `delete` ignores stale markers of complete backups).
-    async fn finish(self) {
+    /// The backup is complete or given up: stop refreshing and remove the marker (a leftover
+    /// is harmless: it goes stale, `delete` ignores stale markers and `backup-push` takes
+    /// another name).
+    async fn remove(self) {
         self.refresher.abort();
         if let Err(e) = self.storage.delete(std::slice::from_ref(&self.key)).await {
             tracing::warn!("could not remove '{}': {e}", self.key);
@@ -341,6 +396,8 @@ struct Uploaded {
 struct Attempt<'a> {
     ctx: &'a Context,
     name: String,
+    /// This run's in-progress marker.
+    marker: Key,
     compression: CompressionSettings,
     progress: Arc<dyn Progress>,
     compressed: Arc<AtomicU64>,
@@ -578,15 +635,23 @@ impl Attempt<'_> {
             .with_context(|| format!("uploading '{key}'"))
     }
 
-    /// Removes what this attempt uploaded (best effort, bounded): a failed backup leaves no
-    /// garbage when storage allows.
+    /// Removes what this attempt uploaded and its marker (best effort, bounded): a failed
+    /// backup leaves no garbage when storage allows. Markers of other runs that looked at this
+    /// name meanwhile are theirs to remove.
     async fn remove_objects(&self) {
         let Ok(folder) = keys::backup_folder(&self.name) else {
             return;
         };
         let cleanup = async {
             let objects = self.ctx.storage.list(&folder).await?;
-            let keys: Vec<Key> = objects.into_iter().map(|o| o.key).collect();
+            let keys: Vec<Key> = objects
+                .into_iter()
+                .map(|o| o.key)
+                .filter(|k| {
+                    k.is_under(&folder)
+                        && (*k == self.marker || !keys::is_in_progress_marker(k.file_name()))
+                })
+                .collect();
             self.ctx.storage.delete(&keys).await
         };
         match tokio::time::timeout(Duration::from_secs(60), cleanup).await {

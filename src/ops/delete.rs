@@ -2,7 +2,7 @@
 //! plan out only with `--confirm`.
 //!
 //! Refuses to run while a `backup-push` writes to the same prefix: a running backup-push keeps
-//! `basebackups_005/<name>/walg_backup_in_progress.json` fresh (every minute) until its sentinel
+//! `basebackups_005/<name>/walg_backup_in_progress_<run>.json` fresh (every minute) until its sentinel
 //! is written; a marker younger than [`IN_PROGRESS_FRESH`] in a folder without a sentinel
 //! means a backup is being written. (A WAL-G backup-push writes no marker.)
 //!
@@ -150,7 +150,7 @@ fn refuse_if_backup_running(inventory: &Inventory, now: jiff::Timestamp) -> anyh
         let Some((name, file)) = rest.split_once('/') else {
             continue;
         };
-        if file != keys::IN_PROGRESS_MARKER || complete.contains(name) {
+        if !keys::is_in_progress_marker(file) || complete.contains(name) {
             continue;
         }
         let age = now.duration_since(object.modified).unsigned_abs();

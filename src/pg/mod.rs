@@ -5,6 +5,7 @@
 
 pub mod backup_session;
 pub mod conn;
+pub mod datadir;
 pub mod lsn;
 pub mod pgpass;
 pub mod version;

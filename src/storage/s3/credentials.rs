@@ -3,7 +3,9 @@
 //! 1. static keys, when both the key id and the secret are set (nothing else is tried);
 //! 2. the profile (`AWS_PROFILE`, default `default`) in the shared credentials file and the
 //!    config file, at the paths from settings or below `home` (e.g. a Kubernetes Secret mounted
-//!    as a file with `[default]`, `aws_access_key_id=`, `aws_secret_access_key=`);
+//!    as a file with `[default]`, `aws_access_key_id=`, `aws_secret_access_key=`). A profile
+//!    named in `AWS_PROFILE` is the only source: when no file has it, that is the error (naming
+//!    the profile and the files), and nothing else is tried, instance metadata least of all;
 //! 3. web identity (token file + role ARN + session name), through STS;
 //! 4. ECS container credentials, when a container credentials URI is set;
 //! 5. the EC2 instance metadata service, unless `ec2_metadata_disabled`, with short timeouts.
@@ -87,13 +89,15 @@ pub(super) fn build(
     });
     let imds = (!creds.ec2_metadata_disabled).then(|| imds_provider(&conf));
 
-    let profile = creds
-        .profile
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .unwrap_or("default");
+    let named = non_empty(&creds.profile);
+    let profile = named.unwrap_or("default");
     let files = profile_files(creds);
+    if let Some(missing) = named.and_then(|named| missing_profile(creds, named, &files)) {
+        return Chain {
+            provider: SharedCredentialsProvider::new(Misconfigured(missing.clone())),
+            sources: missing,
+        };
+    }
     if files.is_empty() {
         sources.push(format!(
             "profile '{profile}' (no credentials or config file found)"
@@ -128,9 +132,13 @@ pub(super) fn build(
         sources.push(format!("profile '{profile}' in {}", shown.join(" and ")));
     }
 
-    if let (Some(token_file), Some(role_arn)) =
-        (&creds.web_identity_token_file, non_empty(&creds.role_arn))
-    {
+    // A profile asked for by name is the only source.
+    let named_only = named.is_some();
+    if let (false, Some(token_file), Some(role_arn)) = (
+        named_only,
+        &creds.web_identity_token_file,
+        non_empty(&creds.role_arn),
+    ) {
         let session_name = non_empty(&creds.role_session_name)
             .map(str::to_string)
             .unwrap_or_else(|| format!("walg-{}", jiff::Timestamp::now().as_second()));
@@ -149,15 +157,17 @@ pub(super) fn build(
         sources.push(format!("web identity token '{}'", token_file.display()));
     }
 
-    if let Some(ecs) = ecs {
+    if let (false, Some(ecs)) = (named_only, ecs) {
         providers.push(("EcsContainer".into(), ecs));
         sources.push("container credentials".into());
     }
-    if let Some(imds) = imds {
-        providers.push(("Ec2InstanceMetadata".into(), imds));
-        sources.push("instance metadata".into());
-    } else {
-        sources.push("instance metadata disabled".into());
+    match (named_only, imds) {
+        (true, _) => {}
+        (false, Some(imds)) => {
+            providers.push(("Ec2InstanceMetadata".into(), imds));
+            sources.push("instance metadata".into());
+        }
+        (false, None) => sources.push("instance metadata disabled".into()),
     }
 
     let mut providers = providers.into_iter();
@@ -227,6 +237,80 @@ fn profile_files(creds: &S3Credentials) -> Vec<(EnvConfigFileKind, PathBuf)> {
         .collect()
 }
 
+/// When profile `name`, asked for by name, is in none of `files`: the one-line error that says
+/// so, naming the files (or where they were looked for).
+fn missing_profile(
+    creds: &S3Credentials,
+    name: &str,
+    files: &[(EnvConfigFileKind, PathBuf)],
+) -> Option<String> {
+    if files.is_empty() {
+        let below_home = |file: &str| creds.home.as_ref().map(|h| h.join(".aws").join(file));
+        let looked: Vec<String> = [
+            creds
+                .shared_credentials_file
+                .clone()
+                .or_else(|| below_home("credentials")),
+            creds.config_file.clone().or_else(|| below_home("config")),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|p| format!("'{}'", p.display()))
+        .collect();
+        return Some(if looked.is_empty() {
+            format!("AWS_PROFILE '{name}' is set, but no credentials or config file was found")
+        } else {
+            format!(
+                "AWS_PROFILE '{name}' is set, but no credentials or config file exists (looked for {})",
+                looked.join(" and ")
+            )
+        });
+    }
+    if files
+        .iter()
+        .any(|(kind, path)| profile_sections(path, *kind).iter().any(|p| p == name))
+    {
+        return None;
+    }
+    let shown: Vec<String> = files
+        .iter()
+        .map(|(_, p)| format!("'{}'", p.display()))
+        .collect();
+    Some(format!(
+        "profile '{name}' (AWS_PROFILE) is not in {}",
+        shown.join(" or ")
+    ))
+}
+
+/// The profile names a credentials or config file defines: `[name]` in a credentials file,
+/// `[profile name]` (or `[default]`) in a config file. Reads at most 1 MiB; an unreadable file
+/// defines none (the SDK reports it when it reads the file).
+fn profile_sections(path: &Path, kind: EnvConfigFileKind) -> Vec<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(1 << 20).read_to_string(&mut text).map(drop));
+    if read.is_err() {
+        return Vec::new();
+    }
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let inner = line.strip_prefix('[')?.split_once(']')?.0.trim();
+            match kind {
+                EnvConfigFileKind::Config => match inner.strip_prefix("profile") {
+                    Some(rest) if rest.starts_with(char::is_whitespace) => {
+                        Some(rest.trim().to_string())
+                    }
+                    _ if inner == "default" => Some(inner.to_string()),
+                    _ => None,
+                },
+                _ => Some(inner.to_string()),
+            }
+        })
+        .collect()
+}
+
 fn is_file(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
@@ -258,6 +342,22 @@ fn or_nothing(
     match provider {
         Some(p) => p.clone(),
         None => SharedCredentialsProvider::new(NoCredentials(why)),
+    }
+}
+
+/// A configuration that cannot give credentials: always "invalid configuration", which ends a
+/// chain with this message.
+#[derive(Debug)]
+struct Misconfigured(String);
+
+impl ProvideCredentials for Misconfigured {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::ready(Err(CredentialsError::invalid_configuration(
+            self.0.clone(),
+        )))
     }
 }
 
@@ -313,6 +413,84 @@ mod tests {
             ..creds
         };
         assert!(profile_files(&elsewhere).is_empty());
+    }
+
+    #[test]
+    fn profile_sections_of_credentials_and_config_files() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let creds = dir.path().join("credentials");
+        let config = dir.path().join("config");
+        std::fs::write(&creds, "[default]\na=1\n [walg] \n# [commented]\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&config, "[default]\n[profile other]\n[bare]\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            profile_sections(&creds, EnvConfigFileKind::Credentials),
+            ["default", "walg"]
+        );
+        assert_eq!(
+            profile_sections(&config, EnvConfigFileKind::Config),
+            ["default", "other"]
+        );
+        let settings = S3Credentials {
+            shared_credentials_file: Some(creds.clone()),
+            config_file: Some(config.clone()),
+            ..S3Credentials::default()
+        };
+        let files = profile_files(&settings);
+        assert_eq!(missing_profile(&settings, "walg", &files), None);
+        assert_eq!(missing_profile(&settings, "other", &files), None);
+        assert_eq!(
+            missing_profile(&settings, "bare", &files),
+            Some(format!(
+                "profile 'bare' (AWS_PROFILE) is not in '{}' or '{}'",
+                creds.display(),
+                config.display()
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_named_profile_ends_the_chain_without_instance_metadata() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("credentials");
+        std::fs::write(
+            &file,
+            "[default]\naws_access_key_id=A\naws_secret_access_key=B\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let creds = S3Credentials {
+            profile: Some("nosuch".into()),
+            shared_credentials_file: Some(file.clone()),
+            // Metadata allowed: a named profile must still not reach for it.
+            ec2_metadata_disabled: false,
+            ..S3Credentials::default()
+        };
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https();
+        let chain = build(
+            &creds,
+            "us-east-1",
+            http,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        // Checked before asking the chain, so that a chain with metadata is never asked here.
+        assert_eq!(
+            chain.sources,
+            format!(
+                "profile 'nosuch' (AWS_PROFILE) is not in '{}'",
+                file.display()
+            )
+        );
+        let result = chain.provider.provide_credentials().await;
+        assert!(
+            matches!(result, Err(CredentialsError::InvalidConfiguration(_))),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]
