@@ -42,6 +42,7 @@ impl Backend {
 
     async fn fs() -> Backend {
         let dir = tempfile::tempdir().expect("creating a temp folder");
+        std::fs::create_dir(dir.path().join("storage")).expect("creating the storage folder");
         let storage = FsStorage::new(FsSettings {
             root: dir.path().join("storage"),
         });

@@ -36,6 +36,7 @@ impl WalDir {
             )
             .expect("write .ready");
         }
+        fs::create_dir(root.path().join("store")).expect("mkdir store");
         WalDir {
             store: root.path().join("store"),
             _root: root,
@@ -164,6 +165,7 @@ fn wal_fetch_prefetches_following_segments() {
     // Store segments 1..=5 (pushed from a folder without archive_status: no background).
     let src = tempfile::tempdir().expect("temp dir");
     let store = src.path().join("store");
+    fs::create_dir(&store).expect("mkdir store");
     let mut originals = Vec::new();
     for (i, name) in SEGS.iter().enumerate() {
         let path = src.path().join(name);
@@ -235,6 +237,7 @@ fn wal_fetch_prefetches_following_segments() {
 fn prefetch_is_off_with_download_concurrency_1() {
     let src = tempfile::tempdir().expect("temp dir");
     let store = src.path().join("store");
+    fs::create_dir(&store).expect("mkdir store");
     for name in &SEGS[..2] {
         let path = src.path().join(name);
         fs::write(&path, fake_segment(name, 7)).expect("write");

@@ -89,6 +89,12 @@ fn storage_hint(err: &StorageError) -> Option<String> {
              check AWS_ENDPOINT and the network"
                 .to_string(),
         ),
+        StorageError::LocationMissing { .. } => Some(
+            "walg never creates the storage folder itself: mount the volume it is on, fix \
+             WALG_FILE_PREFIX (and WALG_STORAGE_PREFIX), or create it, writable by the user \
+             PostgreSQL runs as"
+                .to_string(),
+        ),
         _ => None,
     }
 }
