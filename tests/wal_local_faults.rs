@@ -201,7 +201,9 @@ fn a_missing_destination_folder_is_blamed_not_the_stored_object() {
     assert!(!dest.parent().expect("parent").exists());
 }
 
-/// A process holding an exclusive `flock` on `path`, as a writer does.
+/// A process holding an exclusive `flock` on `path`, as a writer does. The caller waits for it
+/// through [`kill`].
+#[allow(clippy::zombie_processes)]
 fn hold_lock(path: &Path) -> Child {
     let child = Command::new("flock")
         .args(["-x", "-o"])
@@ -216,7 +218,10 @@ fn hold_lock(path: &Path) -> Child {
         if matches!(file.try_lock(), Err(TryLockError::WouldBlock)) {
             return child;
         }
-        assert!(Instant::now() < deadline, "flock(1) did not take the lock");
+        if Instant::now() > deadline {
+            kill(child);
+            panic!("flock(1) did not take the lock");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
