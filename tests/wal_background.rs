@@ -209,6 +209,7 @@ fn wal_fetch_prefetches_following_segments() {
 
     // The prefetched copy is used: it is restored even after the object is gone from storage.
     fs::remove_dir_all(&store).expect("remove storage");
+    fs::create_dir(&store).expect("an empty storage folder");
     fs::remove_file(&dest).expect("PostgreSQL removes RECOVERYXLOG before each call");
     let out = fetch(&store, SEGS[1], &dest, &conc);
     assert!(out.status.success(), "{}", describe_output(&out));
