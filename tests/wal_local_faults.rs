@@ -201,10 +201,41 @@ fn a_missing_destination_folder_is_blamed_not_the_stored_object() {
     assert!(!dest.parent().expect("parent").exists());
 }
 
-/// A process holding an exclusive `flock` on `path`, as a writer does. The caller waits for it
-/// through [`kill`].
-#[allow(clippy::zombie_processes)]
-fn hold_lock(path: &Path) -> Child {
+/// A process holding an exclusive `flock` on `path`, as a writer does; killed with its
+/// process group (`kill -9`) by [`Holder::kill`] or when dropped.
+struct Holder(Option<Child>);
+
+impl Holder {
+    fn kill(mut self) {
+        self.kill_now();
+    }
+
+    fn kill_now(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let status = Command::new("kill")
+                .args(["-9", "--", &format!("-{}", child.id())])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill -9 failed");
+            child.wait().expect("wait");
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.kill_now();
+        } else if let Some(mut child) = self.0.take() {
+            let _ = Command::new("kill")
+                .args(["-9", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn hold_lock(path: &Path) -> Holder {
     let child = Command::new("flock")
         .args(["-x", "-o"])
         .arg(path)
@@ -212,34 +243,22 @@ fn hold_lock(path: &Path) -> Child {
         .process_group(0)
         .spawn()
         .expect("run flock(1)");
+    let holder = Holder(Some(child));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let file = File::open(path).expect("open locked file");
         if matches!(file.try_lock(), Err(TryLockError::WouldBlock)) {
-            return child;
+            return holder;
         }
-        if Instant::now() > deadline {
-            kill(child);
-            panic!("flock(1) did not take the lock");
-        }
+        assert!(Instant::now() < deadline, "flock(1) did not take the lock");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// `kill -9` of the holder and everything it started.
-fn kill(mut child: Child) {
-    let status = Command::new("kill")
-        .args(["-9", "--", &format!("-{}", child.id())])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -9 failed");
-    child.wait().expect("wait");
 }
 
 /// A temp file of a writer that was killed with SIGKILL while writing.
 fn killed_writers_file(path: &Path) {
     fs::write(path, b"partial").expect("write temp");
-    kill(hold_lock(path));
+    hold_lock(path).kill();
 }
 
 #[test]
@@ -312,7 +331,7 @@ fn temp_files_of_killed_writers_are_removed_by_the_next_run_and_delete_live_ones
         "delete removed a young WAL-G temp file"
     );
 
-    kill(holder);
+    holder.kill();
     let out = s.run(&["delete", "garbage", "--confirm"], "lz4");
     assert!(out.status.success(), "{}", describe_output(&out));
     assert!(
@@ -348,7 +367,7 @@ fn wal_fetch_removes_what_killed_fetches_left_in_its_folder() {
         "a killed prefetch's download is left"
     );
     assert!(live.exists(), "a live wal-fetch's temp file was removed");
-    kill(holder);
+    holder.kill();
 }
 
 #[test]
