@@ -82,6 +82,9 @@ fn flag_beats_env_beats_file() {
         dir.path().join("env"),
         dir.path().join("file"),
     );
+    for store in [&flag_store, &env_store, &file_store] {
+        std::fs::create_dir(store).unwrap();
+    }
     let config = dir.path().join("walg.json");
     std::fs::write(
         &config,
@@ -155,9 +158,10 @@ fn encryption_settings_are_refused_without_showing_the_key() {
 #[test]
 fn wal_fetch_missing_is_74_and_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
     let dest = dir.path().join("RECOVERYXLOG");
     walg()
-        .env("WALG_FILE_PREFIX", dir.path().join("store"))
+        .env("WALG_FILE_PREFIX", store.path())
         .args(["wal-fetch", "0000000100000000000000AA"])
         .arg(&dest)
         .assert()
@@ -217,8 +221,9 @@ fn corrupt_stored_segment_is_an_error_and_no_file() {
 fn wal_fetch_refuses_existing_destination() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
     let wal = dir.path().join("00000002.history");
-    std::fs::write(&wal, "history").unwrap();
+    std::fs::write(&wal, "1\t0/3000000\tno recovery target specified\n").unwrap();
     walg()
         .env("WALG_FILE_PREFIX", &store)
         .arg("wal-push")

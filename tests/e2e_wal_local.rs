@@ -1,5 +1,7 @@
 //! End to end: PostgreSQL 15 archives through `walg wal-push` into a local folder
-//! (`WALG_FILE_PREFIX`) and recovers through `walg wal-fetch`.
+//! (`WALG_FILE_PREFIX`) and recovers through `walg wal-fetch`; the page checks of `wal-fetch`
+//! accept real segments (a new timeline's first segment, zero-padded tails) in every
+//! compression and refuse them with a flipped page header.
 //!
 //! Needs the PostgreSQL 15 binaries (`apt-get install -y postgresql-15`); see `common/pg.rs` for how
 //! the clusters are run.
@@ -12,8 +14,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::pg::{
-    Cluster, ClusterOptions, Pgbench, describe_output, is_segment_name, pg_tempdir, walg,
-    walg_command,
+    Cluster, ClusterOptions, Pgbench, RecoveryTarget, describe_output, is_segment_name, pg_tempdir,
+    walg, walg_command,
 };
 
 const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -227,6 +229,117 @@ fn base_backup_recovers_from_archive_via_wal_fetch() {
             "{name} was not restored through restore_command\n{}",
             copy.log_tail()
         );
+    }
+    copy.stop();
+}
+
+#[test]
+fn real_segments_of_a_new_timeline_pass_the_page_checks_in_every_compression() {
+    let store = pg_tempdir("walgst");
+    let settings = [(
+        "WALG_FILE_PREFIX",
+        store.path().to_str().expect("utf-8 path"),
+    )];
+    let promoted_store = pg_tempdir("walgst2");
+    let promoted_settings = [(
+        "WALG_FILE_PREFIX",
+        promoted_store.path().to_str().expect("utf-8 path"),
+    )];
+
+    let mut primary = Cluster::init(ClusterOptions::archiving(walg_command(
+        &settings,
+        "wal-push %p",
+    )));
+    primary.start();
+    primary.pgbench_init(1);
+    let mut copy_opts = ClusterOptions::archiving(walg_command(&promoted_settings, "wal-push %p"));
+    copy_opts.wal_keep_size_mb = 256;
+    let mut copy = primary.basebackup(copy_opts);
+    primary.pgbench_run(Pgbench::Transactions(100));
+    primary.psql("select pg_create_restore_point('walg_mid')");
+    primary.pgbench_run(Pgbench::Transactions(100));
+    let last = primary.switch_wal();
+    let stats = primary.wait_archived_through(&last, ARCHIVE_TIMEOUT);
+    assert_eq!(stats.failed_count, 0, "{}", primary.log_tail());
+    primary.stop();
+    drop(primary);
+
+    // Recovery stops in the middle of a segment and promotes: the first segment of timeline 2
+    // starts with the pages of timeline 1 copied up to that point.
+    copy.start_recovery_with(
+        &walg_command(&settings, "wal-fetch %f %p"),
+        Some(RecoveryTarget::Name("walg_mid".to_string())),
+    );
+    copy.wait_for_recovery_end(Duration::from_secs(180));
+    copy.psql("create table after_promotion as select g from generate_series(1, 1000) g");
+    let first = copy.switch_wal();
+    assert!(first.starts_with("00000002"), "not on timeline 2: {first}");
+    let stats = copy.wait_archived_through(&first, ARCHIVE_TIMEOUT);
+    assert_eq!(stats.failed_count, 0, "{}", copy.log_tail());
+    let original = fs::read(copy.data_dir().join("pg_wal").join(&first))
+        .unwrap_or_else(|e| panic!("{first} not in pg_wal: {e}"));
+    assert_eq!(
+        u32::from_le_bytes([original[4], original[5], original[6], original[7]]),
+        1,
+        "{first} does not start with a page of timeline 1"
+    );
+
+    let work = pg_tempdir("walgfetch");
+    let dest = work.path().join(&first);
+    let out = walg(
+        &["wal-fetch", &first, dest.to_str().expect("utf-8 path")],
+        &promoted_settings,
+    );
+    assert!(
+        out.status.success(),
+        "wal-fetch {first}\n{}",
+        describe_output(&out)
+    );
+    assert!(
+        fs::read(&dest).expect("fetched") == original,
+        "{first} differs"
+    );
+    fs::remove_file(&dest).expect("rm");
+
+    let src = work.path().join("src");
+    fs::create_dir(&src).expect("mkdir");
+    let pushed = src.join(&first);
+    for method in ["lz4", "zstd", "brotli", "lzma", "none"] {
+        for flip in [None, Some(9), Some(8192 * 1000 + 1)] {
+            let method_store = tempfile::tempdir().expect("temp dir");
+            let env = [
+                (
+                    "WALG_FILE_PREFIX",
+                    method_store.path().to_str().expect("utf-8"),
+                ),
+                ("WALG_COMPRESSION_METHOD", method),
+                ("WALG_DOWNLOAD_CONCURRENCY", "1"),
+            ];
+            let mut body = original.clone();
+            if let Some(at) = flip {
+                body[at] ^= 0x10;
+            }
+            fs::write(&pushed, &body).expect("write");
+            let out = walg(&["wal-push", pushed.to_str().expect("utf-8")], &env);
+            assert!(out.status.success(), "{method}\n{}", describe_output(&out));
+            let out = walg(&["wal-fetch", &first, dest.to_str().expect("utf-8")], &env);
+            match flip {
+                None => {
+                    assert!(out.status.success(), "{method}\n{}", describe_output(&out));
+                    assert!(fs::read(&dest).expect("fetched") == original, "{method}");
+                    fs::remove_file(&dest).expect("rm");
+                }
+                Some(at) => {
+                    assert_eq!(
+                        out.status.code(),
+                        Some(200),
+                        "{method}: byte {at} flipped\n{}",
+                        describe_output(&out)
+                    );
+                    assert!(!dest.exists(), "{method}: byte {at} flipped, file left");
+                }
+            }
+        }
     }
     copy.stop();
 }

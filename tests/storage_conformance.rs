@@ -42,6 +42,7 @@ impl Backend {
 
     async fn fs() -> Backend {
         let dir = tempfile::tempdir().expect("creating a temp folder");
+        std::fs::create_dir(dir.path().join("storage")).expect("creating the storage folder");
         let storage = FsStorage::new(FsSettings {
             root: dir.path().join("storage"),
         });
@@ -357,3 +358,35 @@ all_backends!(
     delete_is_idempotent_and_batched,
     failing_body_leaves_nothing,
 );
+
+/// "A missing folder is an empty list" holds below the root; a local storage folder that does
+/// not exist (a typo, an unmounted volume) is an error for every call, and is never created.
+#[tokio::test]
+async fn a_missing_local_root_folder_is_an_error_not_an_empty_storage() {
+    let dir = tempfile::tempdir().expect("creating a temp folder");
+    let root = dir.path().join("unmounted");
+    let storage = FsStorage::new(FsSettings { root: root.clone() });
+    let missing = |result: Result<(), StorageError>, what: &str| {
+        assert!(
+            matches!(result, Err(StorageError::LocationMissing { .. })),
+            "{what}: {result:?}"
+        );
+    };
+    missing(
+        storage.list(&Key::root()).await.map(drop),
+        "list of the root",
+    );
+    missing(storage.list(&key("wal_005")).await.map(drop), "list below");
+    missing(get_result(&storage, &key("a/b")).await.map(drop), "get");
+    missing(storage.head(&key("a")).await.map(drop), "head");
+    missing(storage.put_bytes(&key("a/b"), data(3, 1)).await, "put");
+    assert!(!root.exists(), "the root folder was created");
+    std::fs::create_dir(&root).expect("mkdir");
+    assert!(
+        storage
+            .list(&key("wal_005"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}

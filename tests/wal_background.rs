@@ -36,6 +36,7 @@ impl WalDir {
             )
             .expect("write .ready");
         }
+        fs::create_dir(root.path().join("store")).expect("mkdir store");
         WalDir {
             store: root.path().join("store"),
             _root: root,
@@ -164,6 +165,7 @@ fn wal_fetch_prefetches_following_segments() {
     // Store segments 1..=5 (pushed from a folder without archive_status: no background).
     let src = tempfile::tempdir().expect("temp dir");
     let store = src.path().join("store");
+    fs::create_dir(&store).expect("mkdir store");
     let mut originals = Vec::new();
     for (i, name) in SEGS.iter().enumerate() {
         let path = src.path().join(name);
@@ -207,6 +209,7 @@ fn wal_fetch_prefetches_following_segments() {
 
     // The prefetched copy is used: it is restored even after the object is gone from storage.
     fs::remove_dir_all(&store).expect("remove storage");
+    fs::create_dir(&store).expect("an empty storage folder");
     fs::remove_file(&dest).expect("PostgreSQL removes RECOVERYXLOG before each call");
     let out = fetch(&store, SEGS[1], &dest, &conc);
     assert!(out.status.success(), "{}", describe_output(&out));
@@ -235,6 +238,7 @@ fn wal_fetch_prefetches_following_segments() {
 fn prefetch_is_off_with_download_concurrency_1() {
     let src = tempfile::tempdir().expect("temp dir");
     let store = src.path().join("store");
+    fs::create_dir(&store).expect("mkdir store");
     for name in &SEGS[..2] {
         let path = src.path().join(name);
         fs::write(&path, fake_segment(name, 7)).expect("write");

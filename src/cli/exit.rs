@@ -5,7 +5,7 @@
 //! | 0 | success |
 //! | 1 | failure (any command), including usage errors, as WAL-G |
 //! | 74 | `wal-fetch`: the file is not in storage (WAL-G's `EX_IOERR`) |
-//! | 200 | `wal-fetch`: the archive could not be read (storage unreachable after retries, a corrupt object, a bad setting): above 125, so PostgreSQL stops recovery instead of taking it for the end of WAL |
+//! | 200 | `wal-fetch`: the archive could not be read (storage unreachable after retries, a corrupt object, a missing storage or destination folder, a bad setting): above 125, so PostgreSQL stops recovery instead of taking it for the end of WAL |
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -87,6 +87,12 @@ fn storage_hint(err: &StorageError) -> Option<String> {
         StorageError::Unavailable { .. } => Some(
             "the storage did not answer within S3_REQUEST_TIMEOUT after S3_MAX_RETRIES retries: \
              check AWS_ENDPOINT and the network"
+                .to_string(),
+        ),
+        StorageError::LocationMissing { .. } => Some(
+            "walg never creates the storage folder itself: mount the volume it is on, fix \
+             WALG_FILE_PREFIX (and WALG_STORAGE_PREFIX), or create it, writable by the user \
+             PostgreSQL runs as"
                 .to_string(),
         ),
         _ => None,

@@ -18,6 +18,11 @@ pub const WAL_FOLDER: &str = "wal_005";
 /// Base backups.
 pub const BASEBACKUPS_FOLDER: &str = "basebackups_005";
 
+/// The folder of archived WAL, `wal_005`.
+pub fn wal_folder() -> Key {
+    Key::new(WAL_FOLDER).unwrap_or_else(|_| Key::root())
+}
+
 /// `wal_005/<file name>[.<ext>]`: where `wal-push` stores a file compressed with `decoder`'s
 /// format. No dot for uncompressed files (current WAL-G).
 pub fn wal_key(file_name: &str, decoder: Decoder) -> Result<Key, StorageError> {

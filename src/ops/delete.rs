@@ -6,6 +6,9 @@
 //! is written; a marker younger than [`IN_PROGRESS_FRESH`] in a folder without a sentinel
 //! means a backup is being written. (A WAL-G backup-push writes no marker.)
 //!
+//! Every mode also removes the temp files of interrupted writes that no live process holds
+//! (local folder: see `crate::storage::fs_temp`); the dry run lists them.
+//!
 //! Deletes in batches (S3: DeleteObjects, 1000 keys a call); sentinels first, so a backup
 //! disappears from listings before its parts do and an interrupted delete leaves garbage, never
 //! a listed backup with missing parts.
@@ -34,6 +37,10 @@ pub struct DeleteReport {
     pub confirmed: bool,
     /// Objects deleted (0 for a dry run).
     pub deleted: usize,
+    /// Temp files of interrupted writes that no live process holds (removed unless a dry run).
+    pub temporaries: Vec<String>,
+    /// Temp files removed (0 for a dry run).
+    pub temporaries_removed: usize,
 }
 
 /// Runs `delete` with `rule`.
@@ -47,42 +54,65 @@ pub async fn run(
     let inventory = inventory(ctx).await?;
     refuse_if_backup_running(&inventory, now)?;
     let plan = retention::plan(&inventory, rule, options, now)?;
+    let temporaries: Vec<Key> = ctx
+        .storage
+        .stale_temporaries(&Key::root())
+        .await
+        .context("looking for temp files of interrupted writes")?
+        .into_iter()
+        .map(|meta| meta.key)
+        .collect();
     for note in &plan.notes {
         tracing::info!("{note}");
     }
     for key in &plan.delete_objects {
         tracing::info!("Object marked for deletion: {key} storage=default");
     }
-    if plan.delete_objects.is_empty() {
+    for key in &temporaries {
+        tracing::info!("Temp file of an interrupted write marked for deletion: {key}");
+    }
+    let mut report = DeleteReport {
+        plan,
+        confirmed: confirm,
+        deleted: 0,
+        temporaries: temporaries.iter().map(Key::to_string).collect(),
+        temporaries_removed: 0,
+    };
+    if report.plan.delete_objects.is_empty() {
         tracing::info!("No backup found for deletion");
-        return Ok(DeleteReport {
-            plan,
-            confirmed: confirm,
-            deleted: 0,
-        });
+        if temporaries.is_empty() {
+            return Ok(report);
+        }
     }
     if !confirm {
         tracing::info!(
-            "Dry run: objects would be deleted count={}, {} bytes, Run with --confirm to execute",
-            plan.delete_objects.len(),
-            plan.bytes_freed
+            "Dry run: objects would be deleted count={}, {} bytes, temp files count={}, Run with --confirm to execute",
+            report.plan.delete_objects.len(),
+            report.plan.bytes_freed,
+            temporaries.len()
         );
-        return Ok(DeleteReport {
-            plan,
-            confirmed: false,
-            deleted: 0,
-        });
+        return Ok(report);
     }
-    let deleted = execute(ctx, &plan).await?;
-    tracing::info!(
-        "Objects deleted successfully: count={deleted}, {} bytes freed",
-        plan.bytes_freed
-    );
-    Ok(DeleteReport {
-        plan,
-        confirmed: true,
-        deleted,
-    })
+    if !report.plan.delete_objects.is_empty() {
+        report.deleted = execute(ctx, &report.plan).await?;
+        tracing::info!(
+            "Objects deleted successfully: count={}, {} bytes freed",
+            report.deleted,
+            report.plan.bytes_freed
+        );
+    }
+    if !temporaries.is_empty() {
+        report.temporaries_removed = ctx
+            .storage
+            .remove_temporaries(&temporaries)
+            .await
+            .context("removing temp files of interrupted writes")?;
+        tracing::info!(
+            "Temp files of interrupted writes removed: count={}",
+            report.temporaries_removed
+        );
+    }
+    Ok(report)
 }
 
 /// Every object under the prefix, and every complete backup with its sentinel and metadata.

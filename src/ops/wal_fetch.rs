@@ -1,9 +1,12 @@
 //! `wal-fetch <name> <dest>`: restore one WAL file (PostgreSQL's `restore_command`).
 //!
-//! The file is decoded into a temp file in the destination's folder, fsynced, checked and
-//! renamed into place: `dest` either does not exist or holds the whole file. A segment must
-//! carry its own name and size in its first page header, so a truncated or misfiled object
-//! is an error rather than a short segment handed to recovery.
+//! The file is decoded into a temp file in the destination's folder while its content is
+//! checked (every page header of a segment, the lines of a history file: see
+//! [`crate::pg::wal::WalCheck`]), fsynced and renamed into place: `dest` either does not exist
+//! or holds the whole file. A truncated, corrupt or misfiled object is an error rather than a
+//! bad file handed to recovery. The temp file is locked while it is written, and each run first
+//! removes the temp files of killed runs from the destination's folder and dead downloads from
+//! the prefetch folder.
 //!
 //! WAL-G compat (internal/databases/postgres/wal_fetch_handler.go, prefetch.go): a complete
 //! prefetched copy in `.wal-g/prefetch/<name>` next to the destination is used first; otherwise
@@ -16,10 +19,12 @@ use std::process::Stdio;
 
 use anyhow::{Context as _, bail};
 
-use super::Context;
 use super::wal_object::{decode_to_file, open_wal, read_head};
-use crate::pg::wal::{Segment, check_segment_header};
-use crate::storage::fs::{sync_dir, temp_name};
+use super::wal_prefetch::sweep_running;
+use super::{Context, HintedError};
+use crate::pg::wal::{Segment, WalCheck, check_segment_header};
+use crate::storage::fs::sync_dir;
+use crate::storage::fs_temp;
 
 /// The outcome of a fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +45,17 @@ pub async fn run(ctx: &Context, name: &str, dest: &Path) -> anyhow::Result<Fetch
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    if !dest_dir.is_dir() {
+        return Err(HintedError::new(
+            format!(
+                "destination folder '{}' does not exist; nothing was read from storage",
+                dest_dir.display()
+            ),
+            "PostgreSQL restores into pg_wal of its data directory: check that the data \
+             directory is complete and that restore_command passes %p",
+        )
+        .into());
+    }
     if dest.exists() {
         bail!(
             "destination '{}' already exists; refusing to overwrite it",
@@ -47,6 +63,7 @@ pub async fn run(ctx: &Context, name: &str, dest: &Path) -> anyhow::Result<Fetch
         );
     }
     let prefetch = prefetch_dir(ctx, &dest_dir);
+    sweep(&dest_dir, &prefetch);
     let fetched = match take_prefetched(&prefetch, name, dest)? {
         Some(bytes) => Fetched::Written {
             from: prefetch.join(name).display().to_string(),
@@ -92,37 +109,40 @@ async fn download(
     };
     let from = found.key.to_string();
     let dest_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("wal");
-    let tmp = dest_dir.join(temp_name(dest_name));
-    let (bytes, head) = decode_to_file(found, tmp.clone()).await?;
-    let placed = check_decoded(name, bytes, &head)
-        .and_then(|()| {
-            std::fs::rename(&tmp, dest)
-                .with_context(|| format!("renaming into '{}'", dest.display()))
-        })
+    let (tmp, file) = fs_temp::create_temp(dest_dir, dest_name)
+        .with_context(|| format!("creating a temp file in '{}'", dest_dir.display()))?;
+    let (bytes, file) = decode_to_file(found, name, tmp.clone(), file, WalCheck::for_name(name))
+        .await
+        .with_context(|| format!("restoring '{from}'"))?;
+    let placed = std::fs::rename(&tmp, dest)
+        .with_context(|| format!("renaming into '{}'", dest.display()))
         .and_then(|()| {
             sync_dir(dest_dir).with_context(|| format!("syncing '{}'", dest_dir.display()))
         });
     if placed.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    drop(file);
     placed.with_context(|| format!("restoring '{from}'"))?;
     Ok(Fetched::Written { from, bytes })
 }
 
-/// For a segment: the header must name this segment and its size must match.
-fn check_decoded(name: &str, bytes: u64, head: &[u8]) -> anyhow::Result<()> {
-    if !is_prefetchable(name) {
-        return Ok(());
+/// Removes what killed runs left: temp files in the destination's folder, downloads in
+/// `.wal-g/prefetch/running/` no live process holds. Best effort: a failure only leaves them.
+fn sweep(dest_dir: &Path, prefetch: &Path) {
+    let now = std::time::SystemTime::now();
+    match fs_temp::sweep_dir(dest_dir, now) {
+        Ok(removed) => {
+            for path in removed {
+                tracing::info!(
+                    "removed '{}', left by an interrupted wal-fetch",
+                    path.display()
+                );
+            }
+        }
+        Err(e) => tracing::debug!("looking for temp files in '{}': {e}", dest_dir.display()),
     }
-    let segment = check_segment_header(name, head)
-        .map_err(|e| anyhow::anyhow!("stored segment '{name}' is corrupt: {e}"))?;
-    if bytes != segment.size {
-        bail!(
-            "stored segment '{name}' is corrupt: {bytes} bytes instead of {}",
-            segment.size
-        );
-    }
-    Ok(())
+    sweep_running(&prefetch.join("running"), now);
 }
 
 /// Moves a complete, valid prefetched copy into place. A copy that fails the checks is removed.

@@ -11,6 +11,7 @@ use tokio_util::io::SyncIoBridge;
 
 use crate::compression::{self, CompressionSettings, Decoder};
 use crate::layout;
+use crate::pg::wal::WalCheck;
 use crate::storage::{BoxReader, Key, Storage, StorageError, storage_error_in};
 
 const CHUNK: usize = 256 * 1024;
@@ -80,37 +81,90 @@ pub fn classify(err: io::Error) -> anyhow::Error {
     }
 }
 
-/// Decodes `found` into a new file at `tmp` (created exclusively), fsyncs it and returns the
-/// number of bytes written and the first bytes (for header checks). The caller renames it.
-pub async fn decode_to_file(found: Found, tmp: PathBuf) -> anyhow::Result<(u64, Vec<u8>)> {
+/// A stored WAL file whose content cannot be genuine.
+#[derive(Debug, thiserror::Error)]
+#[error("stored {kind} '{name}' is corrupt: {reason}")]
+pub struct CorruptWal {
+    pub kind: &'static str,
+    pub name: String,
+    pub reason: String,
+}
+
+/// Decodes `found` into `out`, the new temp file at `tmp`, checking the content with `check`
+/// as it streams (WAL file `name`), and fsyncs it. Returns the bytes written and the file,
+/// still open so that the caller keeps its lock until it has renamed it. On any error the temp
+/// file is removed.
+pub async fn decode_to_file(
+    found: Found,
+    name: &str,
+    tmp: PathBuf,
+    out: File,
+    check: WalCheck,
+) -> anyhow::Result<(u64, File)> {
     let Found {
         key,
         decoder,
         reader,
     } = found;
-    let result = tokio::task::spawn_blocking(move || -> io::Result<(u64, Vec<u8>)> {
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+    let name = name.to_string();
+    let result = tokio::task::spawn_blocking(move || -> io::Result<(u64, File)> {
+        let mut out = out;
         let written = (|| {
             let mut decoded = compression::decoder(decoder, SyncIoBridge::new(reader))?;
-            let mut head = Vec::new();
-            let n = copy_keeping_head(&mut decoded, &mut out, &mut head)?;
+            let n = copy_checked(&mut decoded, &mut out, check, &name)?;
             out.sync_all()?;
-            Ok((n, head))
+            Ok(n)
         })();
-        if written.is_err() {
-            drop(out);
-            let _ = std::fs::remove_file(&tmp);
+        match written {
+            Ok(n) => Ok((n, out)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                drop(out);
+                Err(e)
+            }
         }
-        written
     })
     .await
     .context("decompression task failed")?;
     result
         .map_err(classify)
         .with_context(|| format!("reading '{key}'"))
+}
+
+/// Copies everything, feeding `check`; a check failure is an `InvalidData` error carrying a
+/// [`CorruptWal`].
+fn copy_checked(
+    from: &mut dyn Read,
+    to: &mut dyn Write,
+    mut check: WalCheck,
+    name: &str,
+) -> io::Result<u64> {
+    let kind = check.kind();
+    let corrupt = |reason: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            CorruptWal {
+                kind,
+                name: name.to_string(),
+                reason,
+            },
+        )
+    };
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        check.feed(&buf[..n]).map_err(corrupt)?;
+        to.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    check.finish().map_err(corrupt)?;
+    Ok(total)
 }
 
 /// Compares the decoded content of `found` with the file at `path`.
@@ -141,32 +195,7 @@ pub fn read_head(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 fn copy(from: &mut dyn Read, to: &mut dyn Write) -> io::Result<u64> {
-    let mut head = Vec::new();
-    copy_keeping_head(from, to, &mut head)
-}
-
-/// Copies everything, keeping the first `LONG_HEADER_LEN` bytes in `head`.
-fn copy_keeping_head(
-    from: &mut dyn Read,
-    to: &mut dyn Write,
-    head: &mut Vec<u8>,
-) -> io::Result<u64> {
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = 0u64;
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if head.len() < crate::pg::wal::LONG_HEADER_LEN {
-            let want = (crate::pg::wal::LONG_HEADER_LEN - head.len()).min(n);
-            head.extend_from_slice(&buf[..want]);
-        }
-        to.write_all(&buf[..n])?;
-        total += n as u64;
-    }
+    copy_checked(from, to, WalCheck::Unchecked, "")
 }
 
 /// Reads into `buf` until it is full or the stream ends; returns how much was read.

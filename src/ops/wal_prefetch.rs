@@ -5,6 +5,10 @@
 //! following segments of the same timeline are fetched in parallel into
 //! `.wal-g/prefetch/running/<seg>` and renamed to `.wal-g/prefetch/<seg>` when complete;
 //! prefetched files older than `name` are removed. A missing segment ends the run.
+//!
+//! A download holds a lock on its file in `running/` until the file is renamed; a file there
+//! that nobody holds belongs to a killed run and is removed (by this command and by
+//! `wal-fetch`). Each file gets the checks of `wal-fetch` while it is written.
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,7 +19,8 @@ use tokio::task::JoinSet;
 use super::Context;
 use super::wal_fetch::prefetch_dir;
 use super::wal_object::{decode_to_file, open_wal, read_head};
-use crate::pg::wal::{Segment, check_segment_header};
+use crate::pg::wal::{Segment, WalCheck, check_segment_header};
+use crate::storage::fs_temp;
 
 /// How many segments were prefetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +47,7 @@ pub async fn run(ctx: &Context, name: &str, location: &Path) -> anyhow::Result<P
         .with_context(|| format!("creating '{}'", running.display()))?;
     remove_older(&ready, current);
     remove_older(&running, current);
+    sweep_running(&running, std::time::SystemTime::now());
 
     let mut downloads = JoinSet::new();
     let mut next = current;
@@ -79,15 +85,42 @@ async fn prefetch_one(
         return Ok(false);
     };
     let partial = running.join(name);
-    let (bytes, head) = decode_to_file(found, partial.clone()).await?;
-    let valid = check_segment_header(name, &head).is_ok_and(|s| s.size == bytes);
-    if !valid {
+    let file = match fs_temp::create_locked(&partial) {
+        Ok(file) => file,
+        // Another run is downloading it.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => {
+            return Err(e).with_context(|| format!("creating '{}'", partial.display()));
+        }
+    };
+    let (_, file) =
+        decode_to_file(found, name, partial.clone(), file, WalCheck::for_name(name)).await?;
+    let moved = std::fs::rename(&partial, ready.join(name));
+    if moved.is_err() {
         let _ = std::fs::remove_file(&partial);
-        anyhow::bail!("prefetched '{name}' is not a complete segment");
     }
-    std::fs::rename(&partial, ready.join(name))
-        .with_context(|| format!("moving prefetched '{name}'"))?;
+    drop(file);
+    moved.with_context(|| format!("moving prefetched '{name}'"))?;
     Ok(true)
+}
+
+/// Removes the downloads in `running` that no live process holds: their run was killed.
+pub fn sweep_running(running: &Path, now: std::time::SystemTime) {
+    let Ok(entries) = std::fs::read_dir(running) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        if let Ok(Some(_)) = fs_temp::check_stale(&path, fs_temp::Writer::Walg, now, true) {
+            tracing::debug!(
+                "removed '{}', left by an interrupted prefetch",
+                path.display()
+            );
+        }
+    }
 }
 
 /// Removes prefetched segments older than `current`: recovery has passed them.

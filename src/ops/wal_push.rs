@@ -12,6 +12,9 @@
 //!   PostgreSQL (renamed only with `PG_READY_RENAME`), so a file is never reported archived
 //!   before it is durable.
 //!
+//! Each run also removes the temp files that killed uploads left in the local folder's
+//! `wal_005/` (never one a live upload holds).
+//!
 //! Differences: markers live next to the WAL directory given in the path (WAL-G uses
 //! `$PGDATA/pg_wal`, or `/tmp` when `PGDATA` is unset, which mixes clusters); at most 8
 //! background uploads run at once, whatever `WALG_UPLOAD_CONCURRENCY` says, to bound memory.
@@ -78,7 +81,7 @@ pub async fn run(ctx: &Context, path: &Path) -> anyhow::Result<WalPushReport> {
     }
 
     let background = Background::start(ctx, &wal_dir, &name);
-    let main = push_one(ctx, path, &name).await;
+    let (main, ()) = tokio::join!(push_one(ctx, path, &name), sweep_temporaries(ctx));
     let background_uploaded = match background {
         Some(bg) => bg.finish().await,
         None => 0,
@@ -103,6 +106,27 @@ fn marker_path(wal_dir: &Path, name: &str) -> PathBuf {
         .join("walg_data")
         .join("walg_archive_status")
         .join(name)
+}
+
+/// Removes the temp files killed uploads left in the WAL folder (see
+/// `crate::storage::fs_temp`). Best effort: a failure is logged and changes nothing else.
+async fn sweep_temporaries(ctx: &Context) {
+    let folder = layout::wal_folder();
+    let stale = match ctx.storage.stale_temporaries(&folder).await {
+        Ok(stale) => stale,
+        Err(e) => {
+            tracing::debug!("looking for temp files of interrupted uploads: {e}");
+            return;
+        }
+    };
+    if stale.is_empty() {
+        return;
+    }
+    let keys: Vec<_> = stale.into_iter().map(|m| m.key).collect();
+    match ctx.storage.remove_temporaries(&keys).await {
+        Ok(removed) => tracing::info!("removed {removed} temp files left by interrupted uploads"),
+        Err(e) => tracing::warn!("removing temp files of interrupted uploads: {e}"),
+    }
 }
 
 /// Uploads one file, honouring the overwrite rules.

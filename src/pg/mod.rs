@@ -6,10 +6,12 @@
 pub mod backup_session;
 pub mod conn;
 pub mod datadir;
+pub mod history;
 pub mod lsn;
 pub mod pgpass;
 pub mod version;
 pub mod wal;
+pub mod wal_pages;
 
 use std::time::Duration;
 

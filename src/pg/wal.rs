@@ -73,7 +73,7 @@ impl Segment {
     }
 
     /// Checks the first page header of a segment's bytes: a known page magic, this timeline
-    /// and this segment's address. Catches a file that holds another segment or garbage.
+    /// or an earlier one, and this segment's address. Catches a file that holds another segment or garbage.
     pub fn check_first_page(self, head: &[u8]) -> Result<(), String> {
         if head.len() < 16 {
             return Err("shorter than a WAL page header".to_string());
@@ -92,8 +92,12 @@ impl Segment {
                 self.start_lsn()
             ));
         }
-        if timeline != self.timeline {
-            return Err(format!("page timeline {timeline} is not {}", self.timeline));
+        // The first segment of a new timeline starts with pages copied from its parent.
+        if timeline == 0 || timeline > self.timeline {
+            return Err(format!(
+                "page timeline {timeline} in a segment of timeline {}",
+                self.timeline
+            ));
         }
         Ok(())
     }
@@ -118,6 +122,55 @@ pub fn check_segment_header(name: &str, head: &[u8]) -> Result<Segment, String> 
         .ok_or_else(|| format!("segment size {size} in the header is not valid for '{name}'"))?;
     segment.check_first_page(head)?;
     Ok(segment)
+}
+
+/// The checks a stored WAL file gets while it is restored, chosen by its name: every page
+/// header of a segment, the lines of a history file; nothing for other files (`.partial`,
+/// `.backup`), whose content PostgreSQL checks itself.
+#[derive(Debug)]
+pub enum WalCheck {
+    Segment(super::wal_pages::SegmentCheck),
+    History(super::history::HistoryCheck),
+    Unchecked,
+}
+
+impl WalCheck {
+    pub fn for_name(name: &str) -> WalCheck {
+        if name.len() == 24 && name.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return WalCheck::Segment(super::wal_pages::SegmentCheck::new(name));
+        }
+        match super::history::HistoryCheck::new(name) {
+            Some(check) => WalCheck::History(check),
+            None => WalCheck::Unchecked,
+        }
+    }
+
+    /// What the file is, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WalCheck::Segment(_) => "segment",
+            WalCheck::History(_) => "history file",
+            WalCheck::Unchecked => "file",
+        }
+    }
+
+    /// Feeds the next bytes of the file.
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), String> {
+        match self {
+            WalCheck::Segment(check) => check.feed(data),
+            WalCheck::History(check) => check.feed(data),
+            WalCheck::Unchecked => Ok(()),
+        }
+    }
+
+    /// Checks the end of the file.
+    pub fn finish(self) -> Result<(), String> {
+        match self {
+            WalCheck::Segment(check) => check.finish().map(drop),
+            WalCheck::History(check) => check.finish(),
+            WalCheck::Unchecked => Ok(()),
+        }
+    }
 }
 
 impl fmt::Display for Segment {
@@ -182,7 +235,7 @@ mod tests {
             Ok(s)
         );
         assert!(check_segment_header("000000020000000100000004", &head).is_err());
-        assert!(check_segment_header("000000030000000100000003", &head).is_err());
+        assert!(check_segment_header("000000010000000100000003", &head).is_err());
         let mut short = head.clone();
         short[2] = 0;
         assert!(check_segment_header("000000020000000100000003", &short).is_err());
@@ -197,6 +250,13 @@ mod tests {
         head[8..16].copy_from_slice(&(3 * MIB16).to_le_bytes());
         assert!(s.check_first_page(&head).is_ok());
         assert!(s.next().check_first_page(&head).is_err());
+        // A segment of timeline 2 may start with a page of timeline 1, never of timeline 3.
+        let mut later = s;
+        later.timeline = 2;
+        assert!(later.check_first_page(&head).is_ok());
+        head[4..8].copy_from_slice(&3u32.to_le_bytes());
+        assert!(later.check_first_page(&head).is_err());
+        head[4..8].copy_from_slice(&1u32.to_le_bytes());
         head[0] = 0;
         head[1] = 0;
         assert!(s.check_first_page(&head).is_err());

@@ -3,7 +3,14 @@
 //! WAL-G compat (internal/storages/fs/folder.go): writes go to a temp file named
 //! `<final>.tmp.<UTC YYYYMMDDTHHMMSSZ>-<16 hex>` in the same directory, which is fsynced, renamed
 //! into place, and the directory fsynced. WAL-G's listings ignore exactly that pattern, so a
-//! temp file left by a crash of either tool is invisible to both.
+//! temp file left by a crash of either tool is invisible to both. A writer holds a lock on its
+//! temp file (see [`super::fs_temp`]), so a killed writer's leftovers are recognised and
+//! removed by [`Storage::remove_temporaries`].
+//!
+//! The root folder is never created: a missing root is [`StorageError::LocationMissing`] for
+//! every read and write, so that a typo or an unmounted volume is an error rather than an
+//! empty archive, or an archive written to the wrong file system. Folders below it are created
+//! as needed.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -13,7 +20,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use tokio_util::io::SyncIoBridge;
 
-use super::{BoxReader, Key, ObjectMeta, Storage, StorageError};
+use super::{BoxReader, Key, ObjectMeta, Storage, StorageError, fs_temp};
 
 /// Resolved settings of the local folder backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +44,21 @@ impl FsStorage {
         }
     }
 
+    /// The error for a missing root folder, when it is missing.
+    fn root_missing(&self) -> Option<StorageError> {
+        (!self.root.is_dir()).then(|| StorageError::LocationMissing {
+            path: self.root.display().to_string(),
+        })
+    }
+
+    /// A "not found" error stays one only while the root exists.
+    fn or_root_missing(&self, err: StorageError) -> StorageError {
+        match err {
+            StorageError::NotFound { .. } => self.root_missing().unwrap_or(err),
+            other => other,
+        }
+    }
+
     fn path(&self, key: &Key) -> PathBuf {
         if key.is_root() {
             self.root.clone()
@@ -57,34 +79,7 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageErr
     move |source| StorageError::Io { op, path, source }
 }
 
-/// The temp file name WAL-G uses, so that WAL-G's listings skip ours.
-pub fn temp_name(final_name: &str) -> String {
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ");
-    format!("{final_name}.tmp.{stamp}-{:016x}", rand::random::<u64>())
-}
-
-/// True for names of temp files written by this backend or by WAL-G.
-pub fn is_temp_name(name: &str) -> bool {
-    // `.tmp.` + 8 digits + `T` + 6 digits + `Z-` + 16 lower-case hex digits, at the end.
-    const TAIL: usize = ".tmp.".len() + 8 + 1 + 6 + 2 + 16;
-    if name.len() < TAIL || !name.is_char_boundary(name.len() - TAIL) {
-        return false;
-    }
-    let tail = &name.as_bytes()[name.len() - TAIL..];
-    let (dot, rest) = tail.split_at(5);
-    let (date, rest) = rest.split_at(8);
-    let (t, rest) = rest.split_at(1);
-    let (time, rest) = rest.split_at(6);
-    let (zdash, hex) = rest.split_at(2);
-    dot == b".tmp."
-        && date.iter().all(u8::is_ascii_digit)
-        && t == b"T"
-        && time.iter().all(u8::is_ascii_digit)
-        && zdash == b"Z-"
-        && hex
-            .iter()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
-}
+pub use super::fs_temp::{is_temp_name, temp_name};
 
 /// Bytes written between two requests to start writeback.
 const WRITEBACK_STEP: u64 = 2 * 1024 * 1024;
@@ -154,8 +149,8 @@ pub fn write_atomic(path: &Path, body: &mut dyn Read) -> Result<u64, StorageErro
                 key: path.display().to_string(),
             })?;
     create_dir_durable(dir)?;
-    let tmp = dir.join(temp_name(name));
-    let result = write_then_rename(&tmp, path, body);
+    let (tmp, file) = super::fs_temp::create_temp(dir, name).map_err(io_err("creating", dir))?;
+    let result = write_then_rename(file, &tmp, path, body);
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -164,12 +159,14 @@ pub fn write_atomic(path: &Path, body: &mut dyn Read) -> Result<u64, StorageErro
     Ok(written)
 }
 
-fn write_then_rename(tmp: &Path, path: &Path, body: &mut dyn Read) -> Result<u64, StorageError> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)
-        .map_err(io_err("creating", tmp))?;
+/// Writes `body` into the locked temp `file` at `tmp`, fsyncs it and renames it to `path`. The
+/// lock is held until the rename is done.
+fn write_then_rename(
+    mut file: File,
+    tmp: &Path,
+    path: &Path,
+    body: &mut dyn Read,
+) -> Result<u64, StorageError> {
     let mut buf = vec![0u8; COPY_BUFFER];
     let mut written = 0u64;
     let mut flushed = 0u64;
@@ -190,8 +187,8 @@ fn write_then_rename(tmp: &Path, path: &Path, body: &mut dyn Read) -> Result<u64
         }
     }
     file.sync_all().map_err(io_err("syncing", tmp))?;
-    drop(file);
     fs::rename(tmp, path).map_err(io_err("renaming into place", path))?;
+    drop(file);
     Ok(written)
 }
 
@@ -248,6 +245,9 @@ impl Storage for FsStorage {
         body: BoxReader,
         _size_hint: Option<u64>,
     ) -> Result<(), StorageError> {
+        if let Some(missing) = self.root_missing() {
+            return Err(missing);
+        }
         let path = self.path(key);
         blocking(move || {
             let mut reader = SyncIoBridge::new(body);
@@ -260,7 +260,8 @@ impl Storage for FsStorage {
         let path = self.path(key);
         let file = tokio::fs::File::open(&path)
             .await
-            .map_err(not_found_or(key, &path, "opening"))?;
+            .map_err(not_found_or(key, &path, "opening"))
+            .map_err(|e| self.or_root_missing(e))?;
         let meta = file
             .metadata()
             .await
@@ -276,11 +277,10 @@ impl Storage for FsStorage {
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta, StorageError> {
         let path = self.path(key);
-        let meta = tokio::fs::metadata(&path).await.map_err(not_found_or(
-            key,
-            &path,
-            "reading metadata of",
-        ))?;
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(not_found_or(key, &path, "reading metadata of"))
+            .map_err(|e| self.or_root_missing(e))?;
         if meta.is_dir() {
             return Err(StorageError::NotFound { key: key.clone() });
         }
@@ -288,6 +288,9 @@ impl Storage for FsStorage {
     }
 
     async fn list(&self, prefix: &Key) -> Result<Vec<ObjectMeta>, StorageError> {
+        if let Some(missing) = self.root_missing() {
+            return Err(missing);
+        }
         let base = self.path(prefix);
         let root = self.root.clone();
         blocking(move || {
@@ -366,18 +369,96 @@ impl Storage for FsStorage {
                         });
                     }
                 }
-                // WAL-G compat: remove folders left empty, up to the root.
-                let mut dir = path.parent();
-                while let Some(d) = dir {
-                    if d == root || !d.starts_with(&root) || fs::remove_dir(d).is_err() {
-                        break;
-                    }
-                    dir = d.parent();
-                }
+                remove_empty_parents(&path, &root);
             }
             Ok(())
         })
         .await
+    }
+
+    async fn stale_temporaries(&self, prefix: &Key) -> Result<Vec<ObjectMeta>, StorageError> {
+        if let Some(missing) = self.root_missing() {
+            return Err(missing);
+        }
+        let base = self.path(prefix);
+        let root = self.root.clone();
+        blocking(move || {
+            let now = std::time::SystemTime::now();
+            let mut out = Vec::new();
+            if !base.is_dir() {
+                return Ok(out);
+            }
+            for entry in walkdir::WalkDir::new(&base)
+                .min_depth(1)
+                .follow_links(false)
+                .into_iter()
+                .filter_map(Result::ok)
+            {
+                let name = entry.file_name().to_string_lossy();
+                if !entry.file_type().is_file() || !is_temp_name(&name) {
+                    continue;
+                }
+                let writer = fs_temp::Writer::of_temp_name(&name);
+                let Ok(Some(meta)) = fs_temp::check_stale(entry.path(), writer, now, false) else {
+                    continue;
+                };
+                let Some(key) = entry
+                    .path()
+                    .strip_prefix(&root)
+                    .ok()
+                    .and_then(|rel| rel.to_str())
+                    .and_then(|rel| Key::new(rel).ok())
+                else {
+                    continue;
+                };
+                out.push(meta_of(key, &meta));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn remove_temporaries(&self, keys: &[Key]) -> Result<usize, StorageError> {
+        let paths: Vec<(PathBuf, String)> = keys
+            .iter()
+            .filter(|k| is_temp_name(k.file_name()))
+            .map(|k| (self.path(k), k.file_name().to_string()))
+            .collect();
+        let root = self.root.clone();
+        blocking(move || {
+            let now = std::time::SystemTime::now();
+            let mut removed = 0;
+            for (path, name) in paths {
+                let writer = fs_temp::Writer::of_temp_name(&name);
+                match fs_temp::check_stale(&path, writer, now, true) {
+                    Ok(Some(_)) => {
+                        removed += 1;
+                        remove_empty_parents(&path, &root);
+                    }
+                    Ok(None) => {}
+                    Err(source) => {
+                        return Err(StorageError::Io {
+                            op: "removing temp file",
+                            path: path.display().to_string(),
+                            source,
+                        });
+                    }
+                }
+            }
+            Ok(removed)
+        })
+        .await
+    }
+}
+
+/// WAL-G compat: removes the folders a deletion left empty, up to the root (excluded).
+fn remove_empty_parents(path: &Path, root: &Path) {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == root || !d.starts_with(root) || fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
     }
 }
 
@@ -394,15 +475,5 @@ mod tests {
         create_dir_durable(&deep).unwrap();
         std::fs::write(root.path().join("file"), b"x").unwrap();
         assert!(create_dir_durable(&root.path().join("file/sub")).is_err());
-    }
-
-    #[test]
-    fn temp_names_match_walg_pattern() {
-        let name = temp_name("000000010000000000000001.lz4");
-        assert!(is_temp_name(&name), "{name}");
-        assert!(!is_temp_name("000000010000000000000001.lz4"));
-        assert!(!is_temp_name("x.tmp.20260101T000000Z-0123456789ABCDEF"));
-        assert!(!is_temp_name("x.tmp.2026010xT000000Z-0123456789abcdef"));
-        assert!(is_temp_name("x.tmp.20260101T000000Z-0123456789abcdef"));
     }
 }

@@ -4,6 +4,7 @@
 //! strings relative to the configured prefix, built by `crate::layout`.
 
 pub mod fs;
+pub mod fs_temp;
 pub mod memory;
 pub mod s3;
 
@@ -123,6 +124,10 @@ pub enum StorageError {
     /// it, or the object was replaced while it was being read. Retrying does not help.
     #[error("object '{key}' in storage cannot be trusted: {message}")]
     Corrupt { key: String, message: String },
+    /// The storage location itself is missing: the local folder does not exist (a typo, an
+    /// unmounted volume). Never taken for an empty storage.
+    #[error("storage folder '{path}' does not exist")]
+    LocationMissing { path: String },
     /// A local I/O error (local folder backend, or reading the body being uploaded).
     #[error("{op} '{path}': {source}")]
     Io {
@@ -152,8 +157,13 @@ impl StorageError {
 /// - the reader `get` returns yields the object's bytes or fails; it never yields bytes of
 ///   another object, nor bytes that a checksum stored with the object disowns
 ///   ([`StorageError::Corrupt`]).
-/// - `list` is recursive below a folder; a missing folder is an empty list.
+/// - `list` is recursive below a folder; a missing folder below the root is an empty list.
+/// - a backend whose location itself is missing (a local folder that does not exist) fails
+///   `put`, `get`, `head` and `list` with [`StorageError::LocationMissing`], and never creates
+///   it.
 /// - `delete` of an absent key is not an error.
+/// - temp files of interrupted writes are never objects; [`Storage::stale_temporaries`] finds
+///   those no live writer holds.
 #[async_trait]
 pub trait Storage: fmt::Debug + fmt::Display + Send + Sync + 'static {
     /// Stores everything `body` yields at `key`, replacing any existing object.
@@ -176,6 +186,21 @@ pub trait Storage: fmt::Debug + fmt::Display + Send + Sync + 'static {
 
     /// Deletes `keys`; absent keys are skipped silently.
     async fn delete(&self, keys: &[Key]) -> Result<(), StorageError>;
+
+    /// Leftovers of interrupted writes below the folder `prefix` that no live writer holds
+    /// (the local folder's temp files of killed processes). They are not objects: `list`
+    /// never shows them. Backends without such leftovers have none.
+    async fn stale_temporaries(&self, prefix: &Key) -> Result<Vec<ObjectMeta>, StorageError> {
+        let _ = prefix;
+        Ok(Vec::new())
+    }
+
+    /// Removes those of `keys` that are still leftovers no live writer holds (each is checked
+    /// again); returns how many were removed.
+    async fn remove_temporaries(&self, keys: &[Key]) -> Result<usize, StorageError> {
+        let _ = keys;
+        Ok(0)
+    }
 }
 
 /// Conveniences built on the required methods.
