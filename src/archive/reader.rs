@@ -29,6 +29,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::guard::HeaderGuard;
 use super::writer::BUFFER_SIZE;
 
 /// Member names under a prefix go to another directory instead of the target: how the caller
@@ -70,6 +71,9 @@ pub struct ExtractReport {
     pub skipped_symlinks: u64,
     /// Content bytes written.
     pub bytes: u64,
+    /// The names, as stored, of the members restored (directories, regular files, hard links
+    /// and symlinks), for checking that a backup came back whole.
+    pub members: Vec<String>,
 }
 
 /// Why an extraction failed. Each message is one line naming the member.
@@ -145,7 +149,7 @@ pub fn extract(
     opts: &ExtractOptions,
 ) -> Result<ExtractReport, ExtractError> {
     let mut extractor = Extractor::new(target, filter, opts)?;
-    let mut archive = tar::Archive::new(stream);
+    let mut archive = tar::Archive::new(HeaderGuard::new(stream));
     let mut last: Option<String> = None;
     {
         let entries = archive.entries().map_err(|source| ExtractError::Read {
@@ -165,7 +169,7 @@ pub fn extract(
             last = Some(member);
         }
     }
-    check_trailing_zeros(archive.into_inner(), &mut extractor.buf)?;
+    check_trailing_zeros(archive.into_inner().into_inner(), &mut extractor.buf)?;
     Ok(extractor.report())
 }
 
@@ -188,6 +192,7 @@ struct Extractor<'a> {
     skipped: u64,
     skipped_symlinks: u64,
     bytes: u64,
+    members: Vec<String>,
     buf: Vec<u8>,
 }
 
@@ -258,6 +263,7 @@ impl<'a> Extractor<'a> {
             skipped: 0,
             skipped_symlinks: 0,
             bytes: 0,
+            members: Vec::new(),
             buf: vec![0; BUFFER_SIZE],
         })
     }
@@ -269,6 +275,7 @@ impl<'a> Extractor<'a> {
             skipped: self.skipped,
             skipped_symlinks: self.skipped_symlinks,
             bytes: self.bytes,
+            members: self.members,
         }
     }
 
@@ -304,7 +311,9 @@ impl<'a> Extractor<'a> {
         let root = root.to_path_buf();
 
         if matches!(kind, Kind::Dir) {
-            return self.directory(member, &root, &rel, mode);
+            self.directory(member, &root, &rel, mode)?;
+            self.members.push(member.to_string());
+            return Ok(());
         }
         let Some((last, parent_rel)) = rel.split_last() else {
             return Err(refuse(
@@ -325,6 +334,7 @@ impl<'a> Extractor<'a> {
                 self.bytes += written;
                 self.files.push(path);
                 self.dirs.insert(parent);
+                self.members.push(member.to_string());
             }
             Kind::Symlink => {
                 let link = entry.link_name_bytes().unwrap_or_default().into_owned();
@@ -366,6 +376,7 @@ impl<'a> Extractor<'a> {
                 std::os::unix::fs::symlink(OsStr::from_bytes(&link), &path)
                     .map_err(|source| write_err(member, &path, source))?;
                 self.dirs.insert(parent);
+                self.members.push(member.to_string());
             }
             Kind::HardLink => {
                 if !(self.filter)(member) {
@@ -406,6 +417,7 @@ impl<'a> Extractor<'a> {
                 let path = parent.join(last);
                 fs::hard_link(&source, &path).map_err(|e| write_err(member, &path, e))?;
                 self.dirs.insert(parent);
+                self.members.push(member.to_string());
             }
             Kind::Dir | Kind::Ignored => {}
         }
@@ -463,10 +475,17 @@ impl<'a> Extractor<'a> {
                     ));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-                    DirBuilder::new()
-                        .mode(0o700)
-                        .create(&next)
-                        .map_err(|e| write_err(member, &next, e))?;
+                    if !create_dir(&next).map_err(|e| write_err(member, &next, e))? {
+                        // Made meanwhile by another extraction into the same target: check it
+                        // as an existing component.
+                        continue_with_existing(member, &next, root).map(|real| {
+                            if real == next {
+                                self.known_dirs.insert(next.clone());
+                            }
+                            current = real;
+                        })?;
+                        continue;
+                    }
                     self.dirs.insert(current);
                     self.dirs.insert(next.clone());
                     self.known_dirs.insert(next.clone());
@@ -509,10 +528,24 @@ impl<'a> Extractor<'a> {
                 ));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                DirBuilder::new()
-                    .mode(0o700)
-                    .create(&path)
-                    .map_err(|e| write_err(member, &path, e))?;
+                if !create_dir(&path).map_err(|e| write_err(member, &path, e))? {
+                    // Made meanwhile by another extraction into the same target.
+                    match fs::symlink_metadata(&path) {
+                        Ok(meta) if meta.is_dir() => {}
+                        Ok(meta) if meta.file_type().is_symlink() => return Ok(()),
+                        Ok(_) => {
+                            return Err(write_err(
+                                member,
+                                &path,
+                                io::Error::new(
+                                    io::ErrorKind::NotADirectory,
+                                    "it exists and is not a directory",
+                                ),
+                            ));
+                        }
+                        Err(e) => return Err(write_err(member, &path, e)),
+                    }
+                }
             }
             Err(e) => return Err(write_err(member, &path, e)),
         }
@@ -592,6 +625,36 @@ impl<'a> Extractor<'a> {
         file.set_permissions(Permissions::from_mode(mode))
             .map_err(|e| write_err(member, path, e))?;
         Ok(got)
+    }
+}
+
+/// Creates one directory with mode 0700: `Ok(true)` if it was made here, `Ok(false)` if
+/// something already exists at `path` (another extraction into the same target may create the
+/// same directories at the same time; the caller checks what is there).
+fn create_dir(path: &Path) -> io::Result<bool> {
+    match DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// An existing parent component `path` under `root`, found after a lost race to create it:
+/// a real directory is used as it is, a symlink only if it resolves to a directory inside
+/// `root`, anything else is refused.
+fn continue_with_existing(member: &str, path: &Path, root: &Path) -> Result<PathBuf, ExtractError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(path.to_path_buf()),
+        Ok(meta) if meta.file_type().is_symlink() => resolve_inside(member, path, root),
+        Ok(_) => Err(write_err(
+            member,
+            path,
+            io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "it exists and is not a directory",
+            ),
+        )),
+        Err(e) => Err(write_err(member, path, e)),
     }
 }
 
