@@ -298,6 +298,11 @@ impl<'a> Extractor<'a> {
             tar::EntryType::Directory => Kind::Dir,
             tar::EntryType::Symlink => Kind::Symlink,
             tar::EntryType::Link => Kind::HardLink,
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                return Err(refuse(
+                    "it is a device or a FIFO, which a data directory does not hold".into(),
+                ));
+            }
             _ => Kind::Ignored,
         };
         if matches!(kind, Kind::Ignored) {
@@ -845,10 +850,20 @@ mod tests {
     }
 
     #[test]
-    fn other_types_are_skipped_but_names_still_checked() {
+    fn devices_and_fifos_are_refused_other_types_skipped_but_names_still_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let mut tar = member("fifo", b'6', "", b"");
-        tar.extend(member("dev", b'3', "", b""));
+        for (name, flag) in [("fifo", b'6'), ("chr", b'3'), ("blk", b'4')] {
+            let err = extract(
+                member(name, flag, "", b"").as_slice(),
+                dir.path(),
+                &all,
+                &Default::default(),
+            )
+            .unwrap_err();
+            assert!(matches!(err, ExtractError::Unsafe { .. }), "{err}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let tar = member("global", b'g', "", b"");
         let report = extract(tar.as_slice(), dir.path(), &all, &Default::default()).unwrap();
         assert!(report.files.is_empty());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -881,5 +896,186 @@ mod tests {
         let text = err.to_string();
         assert!(!text.contains('\n'));
         assert!(text.contains("\"/a/../../x\""), "{text}");
+    }
+
+    /// A header of type `typeflag` declaring `size` bytes, without content.
+    fn bare_header(name: &str, typeflag: u8, size: u64) -> Vec<u8> {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_mode(0o600);
+        header.set_size(size);
+        header.as_old_mut().linkflag = [typeflag];
+        header.set_cksum();
+        header.as_bytes().to_vec()
+    }
+
+    /// A PAX extended header holding `records` (`key=value` pairs).
+    fn pax(records: &[(&str, &str)]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (key, value) in records {
+            let base = key.len() + value.len() + 3;
+            let mut len = base + 1;
+            while base + len.to_string().len() != len {
+                len += 1;
+            }
+            body.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
+        }
+        let mut out = member("PaxHeader", b'x', "", &body);
+        out.truncate(512);
+        let mut header = tar::Header::from_byte_slice(&out).clone();
+        header.set_size(body.len() as u64);
+        header.set_cksum();
+        let mut out = header.as_bytes().to_vec();
+        out.extend_from_slice(&body);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        out
+    }
+
+    /// Fails any read past `limit` bytes: proof that a header was refused before its content.
+    struct Capped<R> {
+        inner: R,
+        left: u64,
+    }
+
+    impl<R: Read> Read for Capped<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return Err(io::Error::other("read past the limit"));
+            }
+            let want = buf
+                .len()
+                .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+            let n = self.inner.read(&mut buf[..want])?;
+            self.left -= n as u64;
+            Ok(n)
+        }
+    }
+
+    fn huge_header_fails_without_reading_it(prefix: Vec<u8>, typeflag: u8) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stream = prefix;
+        stream.extend(bare_header("x", typeflag, 2 << 30));
+        let capped = Capped {
+            inner: stream.as_slice().chain(io::repeat(b'a')),
+            left: 4 << 20,
+        };
+        let started = std::time::Instant::now();
+        let err = extract(capped, dir.path(), &all, &Default::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("1048576-byte limit"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_huge_gnu_long_name_or_pax_header_is_refused_before_it_is_read() {
+        for flag in [b'L', b'K', b'x', b'g'] {
+            huge_header_fails_without_reading_it(Vec::new(), flag);
+            // After ordinary members, so the guard has to follow the stream to find it.
+            let mut before = member("/a", b'0', "", &[7; 1000]);
+            before.extend(member("/dir", b'5', "", b""));
+            huge_header_fails_without_reading_it(before, flag);
+        }
+    }
+
+    #[test]
+    fn a_pax_size_record_is_followed_to_the_next_header() {
+        // The member's own size field says 0; its PAX record says 1000 and wins.
+        let mut stream = pax(&[("size", "1000"), ("path", "/sized")]);
+        let mut file = member("/sized", b'0', "", &[]);
+        file.extend_from_slice(&[b'z'; 1024]);
+        stream.extend(file);
+        huge_header_fails_without_reading_it(stream.clone(), b'L');
+        stream.extend([0; 1024]);
+        let dir = tempfile::tempdir().unwrap();
+        extract(stream.as_slice(), dir.path(), &all, &Default::default()).unwrap();
+        assert_eq!(fs::read(dir.path().join("sized")).unwrap(), [b'z'; 1000]);
+    }
+
+    #[test]
+    fn long_names_within_the_limit_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("/{}/{}", "d".repeat(150), "f".repeat(200));
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(3);
+        header.set_mode(0o600);
+        builder
+            .append_data(&mut header, long.trim_start_matches('/'), &b"abc"[..])
+            .unwrap();
+        let mut stream = builder.into_inner().unwrap();
+        stream.truncate(stream.len() - 1024);
+        stream.extend(pax(&[("path", &format!("/p{}", "x".repeat(300)))]));
+        stream.extend(member("ignored", b'0', "", b"pax"));
+        stream.extend([0; 1024]);
+        extract(stream.as_slice(), dir.path(), &all, &Default::default()).unwrap();
+        assert_eq!(fs::read(dir.path().join(&long[1..])).unwrap(), b"abc");
+        assert_eq!(
+            fs::read(dir.path().join(format!("p{}", "x".repeat(300)))).unwrap(),
+            b"pax"
+        );
+    }
+
+    #[test]
+    fn parallel_extractions_into_one_target_share_directories() {
+        const PARTS: usize = 8;
+        let tars: Vec<Vec<u8>> = (0..PARTS)
+            .map(|part| {
+                let mut tar = Vec::new();
+                for db in 0..6 {
+                    tar.extend(member("/base", b'5', "", b""));
+                    tar.extend(member(&format!("/base/{db}"), b'5', "", b""));
+                    for n in 0..3 {
+                        let name = format!("/base/{db}/deep/{part}_{n}");
+                        tar.extend(member(&name, b'0', "", b"x"));
+                    }
+                }
+                tar.extend([0; 1024]);
+                tar
+            })
+            .collect();
+        for _ in 0..30 {
+            let dir = tempfile::tempdir().unwrap();
+            let target = dir.path().join("t");
+            fs::create_dir(&target).unwrap();
+            let barrier = std::sync::Barrier::new(PARTS);
+            std::thread::scope(|scope| {
+                for tar in &tars {
+                    let (target, barrier) = (&target, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        extract(tar.as_slice(), target, &all, &Default::default()).unwrap()
+                    });
+                }
+            });
+            for db in 0..6 {
+                let files = fs::read_dir(target.join(format!("base/{db}/deep")))
+                    .unwrap()
+                    .count();
+                assert_eq!(files, PARTS * 3);
+            }
+        }
+    }
+
+    #[test]
+    fn a_directory_member_over_an_existing_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("base"), b"file").unwrap();
+        let err = extract(
+            member("/base", b'5', "", b"").as_slice(),
+            dir.path(),
+            &all,
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+        let err = extract(
+            member("/base/x", b'0', "", b"").as_slice(),
+            dir.path(),
+            &all,
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
     }
 }
