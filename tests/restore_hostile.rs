@@ -2,6 +2,8 @@
 //! here: each is refused with a one-line error naming the member, part or tablespace, exit 1,
 //! no `pg_control` in the target and nothing written outside it.
 
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};

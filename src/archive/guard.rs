@@ -189,35 +189,17 @@ impl<R: Read> Read for HeaderGuard<R> {
     }
 }
 
-/// A tar numeric field: octal text (spaces and NULs around it), or GNU base-256.
+/// A tar numeric field, read exactly as the parser reads it: GNU base-256 (the last 8 bytes,
+/// big-endian) when the high bit of the first byte is set, otherwise octal text up to the first
+/// NUL, surrounding white space trimmed.
 fn numeric(field: &[u8]) -> Option<u64> {
     if field[0] & 0x80 != 0 {
-        if field[0] & 0x40 != 0 {
-            return None; // negative
-        }
-        let mut value: u64 = u64::from(field[0] & 0x3f);
-        for &b in &field[1..] {
-            value = value.checked_mul(256)?.checked_add(u64::from(b))?;
-        }
-        return Some(value);
+        let tail = &field[field.len().saturating_sub(8)..];
+        return Some(tail.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)));
     }
-    let text: &[u8] = {
-        let start = field.iter().position(|&b| b != b' ' && b != 0)?;
-        let rest = &field[start..];
-        let len = rest
-            .iter()
-            .position(|&b| b == b' ' || b == 0)
-            .unwrap_or(rest.len());
-        &rest[..len]
-    };
-    let mut value: u64 = 0;
-    for &b in text {
-        if !(b'0'..=b'7').contains(&b) {
-            return None;
-        }
-        value = value.checked_mul(8)?.checked_add(u64::from(b - b'0'))?;
-    }
-    Some(value)
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    let text = std::str::from_utf8(&field[..end]).ok()?;
+    u64::from_str_radix(text.trim(), 8).ok()
 }
 
 /// The numeric value of the record `key` in PAX extended header `data`, read exactly as the
@@ -240,4 +222,33 @@ fn pax_record(data: &[u8], key: &[u8]) -> Option<u64> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_read_as_the_parser_reads_them() {
+        let mut field = [0u8; 12];
+        field[..11].copy_from_slice(b"00000001750");
+        assert_eq!(numeric(&field), Some(0o1750));
+        assert_eq!(numeric(b"  17 \0\0\0\0\0\0\0"), Some(0o17));
+        assert_eq!(numeric(b"12 34\0\0\0\0\0\0\0"), None);
+        // Base-256: only the last 8 bytes count, whatever precedes them.
+        let mut field = [0u8; 12];
+        field[0] = 0x80;
+        field[1] = 0xff;
+        field[8..].copy_from_slice(&(2u32 << 30).to_be_bytes());
+        assert_eq!(numeric(&field), Some(2 << 30));
+    }
+
+    #[test]
+    fn pax_records_are_read_as_the_parser_reads_them() {
+        assert_eq!(pax_record(b"11 size=42\n", b"size"), Some(42));
+        assert_eq!(pax_record(b"12 path=abc\n11 size=42\n", b"size"), Some(42));
+        assert_eq!(pax_record(b"11 size=42\n11 size=43\n", b"size"), Some(42));
+        assert_eq!(pax_record(b"99 size=42\n", b"size"), None);
+        assert_eq!(pax_record(b"12 path=abc\n", b"size"), None);
+    }
 }

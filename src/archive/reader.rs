@@ -981,6 +981,27 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_header_size_in_base_256_is_refused_too() {
+        // Bytes before the last eight of a base-256 size are ignored by the parser; the guard
+        // must read the same 2 GiB.
+        let mut header = bare_header("x", b'L', 0);
+        header[124] = 0x80;
+        header[125] = 0xff;
+        header[128..136].copy_from_slice(&(2u64 << 30).to_be_bytes());
+        let parsed = tar::Header::from_byte_slice(&header);
+        assert_eq!(parsed.entry_size().unwrap(), 2 << 30);
+        let mut header = parsed.clone();
+        header.set_cksum();
+        let dir = tempfile::tempdir().unwrap();
+        let capped = Capped {
+            inner: header.as_bytes().as_slice().chain(io::repeat(b'a')),
+            left: 4 << 20,
+        };
+        let err = extract(capped, dir.path(), &all, &Default::default()).unwrap_err();
+        assert!(err.to_string().contains("1048576-byte limit"), "{err}");
+    }
+
+    #[test]
     fn a_pax_size_record_is_followed_to_the_next_header() {
         // The member's own size field says 0; its PAX record says 1000 and wins.
         let mut stream = pax(&[("size", "1000"), ("path", "/sized")]);

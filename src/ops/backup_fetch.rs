@@ -317,15 +317,27 @@ fn check_complete(restore: &Restore, report: &Totals) -> anyhow::Result<()> {
     )
 }
 
-/// Before anything is downloaded: the parts `TarFileSets` names must all be in storage, and
-/// the parts must add up to at least the compressed size the sentinel records.
+/// Before anything is downloaded: the parts `TarFileSets` names must all be in storage (named
+/// with their compression extension, as WAL-G writes them, or without it, as some other
+/// writers do). Without a file list, the parts must add up to at least the compressed size the
+/// sentinel records (with one, a short part is found, and named, when it is read).
 fn check_parts(
     name: &str,
     sentinel: &Sentinel,
     metadata: Option<&FilesMetadata>,
     objects: &[ObjectMeta],
 ) -> anyhow::Result<()> {
-    let present: HashSet<&str> = objects.iter().map(|o| o.key.file_name()).collect();
+    let present: HashSet<&str> = objects
+        .iter()
+        .flat_map(|o| {
+            let file = o.key.file_name();
+            let bare = file
+                .rsplit_once('.')
+                .map(|(stem, _)| stem)
+                .filter(|stem| stem.ends_with(".tar"));
+            std::iter::once(file).chain(bare)
+        })
+        .collect();
     if let Some(metadata) = metadata {
         for (part, members) in &metadata.tar_file_sets {
             if !present.contains(part.as_str()) {
@@ -342,6 +354,9 @@ fn check_parts(
                 );
             }
         }
+    }
+    if metadata.is_some_and(|m| !m.files.is_empty()) {
+        return Ok(());
     }
     let stored: u64 = objects.iter().map(|o| o.size).sum();
     let recorded = u64::try_from(sentinel.compressed_size).unwrap_or(0);
