@@ -437,3 +437,26 @@ fn a_bit_flip_fails_where_the_format_has_a_checksum() {
         }
     }
 }
+
+#[test]
+fn directories_named_with_a_trailing_slash_match_their_listed_entries() {
+    let backup = Backup::new();
+    backup.sentinel("");
+    let mut part = raw("/", b'5', "", b"");
+    part.extend(raw("/base/", b'5', "", b""));
+    part.extend(raw("/base/1/", b'5', "", b""));
+    part.extend(raw("/base/1/112", b'0', "", b"x"));
+    backup.part("part_001.tar", &end(part));
+    backup.label_and_control();
+    let d = r#"{"IsIncremented":false,"IsSkipped":false,"MTime":"2026-01-01T00:00:00Z","UpdatesCount":0}"#;
+    backup.files_metadata(&format!(
+        r#"{{"Files":{{"/":{d},"/base":{d},"/base/1":{d},"/base/1/112":{d}}}}}"#
+    ));
+    let out = backup.fetch(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(backup.target().join("global/pg_control").is_file());
+}

@@ -485,12 +485,11 @@ impl<'a> Extractor<'a> {
                     if !create_dir(&next).map_err(|e| write_err(member, &next, e))? {
                         // Made meanwhile by another extraction into the same target: check it
                         // as an existing component.
-                        continue_with_existing(member, &next, root).map(|real| {
-                            if real == next {
-                                self.known_dirs.insert(next.clone());
-                            }
-                            current = real;
-                        })?;
+                        let real = existing_component(member, &next, root)?;
+                        if real == next {
+                            self.known_dirs.insert(next.clone());
+                        }
+                        current = real;
                         continue;
                     }
                     self.dirs.insert(current);
@@ -649,7 +648,7 @@ fn create_dir(path: &Path) -> io::Result<bool> {
 /// An existing parent component `path` under `root`, found after a lost race to create it:
 /// a real directory is used as it is, a symlink only if it resolves to a directory inside
 /// `root`, anything else is refused.
-fn continue_with_existing(member: &str, path: &Path, root: &Path) -> Result<PathBuf, ExtractError> {
+fn existing_component(member: &str, path: &Path, root: &Path) -> Result<PathBuf, ExtractError> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => Ok(path.to_path_buf()),
         Ok(meta) if meta.file_type().is_symlink() => resolve_inside(member, path, root),

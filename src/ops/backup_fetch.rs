@@ -43,6 +43,13 @@ fn normalise(member: &str) -> &str {
     member.trim_start_matches("./").trim_start_matches('/')
 }
 
+/// A member name as [`normalise`] gives it, without trailing `/` either (GNU tar and others
+/// end directory names with one; the file list may not): for matching listed entries with
+/// restored ones.
+fn entry_name(member: &str) -> &str {
+    normalise(member).trim_end_matches('/')
+}
+
 /// What the caller asks for.
 #[derive(Debug, Clone, Default)]
 pub struct BackupFetchOptions {
@@ -289,7 +296,7 @@ fn check_complete(restore: &Restore, report: &Totals) -> anyhow::Result<()> {
     let mut holders: Vec<&str> = restore
         .tar_file_sets
         .iter()
-        .filter(|(_, members)| members.iter().any(|m| missing.contains(&normalise(m))))
+        .filter(|(_, members)| members.iter().any(|m| missing.contains(&entry_name(m))))
         .map(|(part, _)| part.as_str())
         .collect();
     holders.dedup();
@@ -376,7 +383,7 @@ fn expected_members(metadata: &FilesMetadata) -> Vec<String> {
         .files
         .iter()
         .filter(|(_, d)| !d.is_skipped)
-        .map(|(k, _)| normalise(k).to_string())
+        .map(|(k, _)| entry_name(k).to_string())
         .filter(|m| !ALWAYS.contains(&m.as_str()))
         .collect()
 }
@@ -566,7 +573,7 @@ impl Totals {
         self.bytes += report.bytes;
         self.skipped += report.skipped;
         self.members
-            .extend(report.members.iter().map(|m| normalise(m).to_string()));
+            .extend(report.members.iter().map(|m| entry_name(m).to_string()));
     }
 }
 
