@@ -360,6 +360,10 @@ fn tablespace_restored_through_a_restore_spec() {
     let last = pg.switch_wal();
     pg.wait_archived_through(&last, TIMEOUT);
     pg.stop();
+    // The old location stays, with different data: its relation files emptied. A restored
+    // cluster that followed the backup's tablespace_map back there would read no rows.
+    let emptied = empty_files_under(space.path());
+    assert!(emptied > 0, "no relation files under the old location");
 
     // Without a restore spec the original location is used: it is not empty, so walg refuses.
     let root = pg_tempdir("walgtsrs");
@@ -418,6 +422,36 @@ fn tablespace_restored_through_a_restore_spec() {
     restored.start();
     restored.wait_for_recovery_end(TIMEOUT);
     assert_eq!(restored.psql("select count(*) from in_space"), "20000");
+    // Recovery recreated the link from tablespace_map: it must still lead to the new location.
+    let link = std::fs::read_link(dest.join("pg_tblspc").join(&oid)).expect("tablespace link");
+    assert_eq!(link, new_space.path());
+    assert_eq!(
+        restored.psql(&format!("select pg_tablespace_location({oid})")),
+        new_space.path().display().to_string()
+    );
+}
+
+/// Truncates every regular file below `dir` to zero bytes; returns how many there were.
+fn empty_files_under(dir: &Path) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir)
+        .expect("read_dir")
+        .filter_map(Result::ok)
+    {
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path).expect("lstat");
+        if meta.is_dir() {
+            count += empty_files_under(&path);
+        } else if meta.is_file() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&path)
+                .expect("truncate");
+            count += 1;
+        }
+    }
+    count
 }
 
 /// The backup names a backup-push output reports as written.

@@ -8,6 +8,7 @@
 //! Restore: [`extract`] unpacks one decompressed tar stream into a directory, treating it as
 //! untrusted, and reports what it wrote; [`sync_all`] then makes all of it durable.
 
+pub mod guard;
 pub mod reader;
 pub mod sync;
 pub mod walk;

@@ -4,8 +4,10 @@
 //! is made here. Member names are joined to the target whether or not they start with `/` or
 //! `./`. Directories are created (0700, then the header's mode), regular files written with the
 //! header's permission bits (setuid, setgid and sticky dropped) if the filter accepts their
-//! name, hard links made, symlinks made only when allowed, other types (devices, FIFOs, global
-//! PAX headers, GNU sparse files) skipped.
+//! name, hard links made, symlinks made only when allowed, devices and FIFOs refused, other
+//! types (global PAX headers, GNU sparse files) skipped. Extended headers larger than
+//! [`super::guard::MAX_EXTENDED_HEADER`] are refused before they are read
+//! ([`super::guard::HeaderGuard`]).
 //!
 //! Safety: nothing is ever written outside the target (or a [`Redirect`] directory).
 //! * A name with a `..` component is refused.
@@ -29,6 +31,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::guard::HeaderGuard;
 use super::writer::BUFFER_SIZE;
 
 /// Member names under a prefix go to another directory instead of the target: how the caller
@@ -70,6 +73,9 @@ pub struct ExtractReport {
     pub skipped_symlinks: u64,
     /// Content bytes written.
     pub bytes: u64,
+    /// The names, as stored, of the members restored (directories, regular files, hard links
+    /// and symlinks), for checking that a backup came back whole.
+    pub members: Vec<String>,
 }
 
 /// Why an extraction failed. Each message is one line naming the member.
@@ -145,7 +151,7 @@ pub fn extract(
     opts: &ExtractOptions,
 ) -> Result<ExtractReport, ExtractError> {
     let mut extractor = Extractor::new(target, filter, opts)?;
-    let mut archive = tar::Archive::new(stream);
+    let mut archive = tar::Archive::new(HeaderGuard::new(stream));
     let mut last: Option<String> = None;
     {
         let entries = archive.entries().map_err(|source| ExtractError::Read {
@@ -165,7 +171,7 @@ pub fn extract(
             last = Some(member);
         }
     }
-    check_trailing_zeros(archive.into_inner(), &mut extractor.buf)?;
+    check_trailing_zeros(archive.into_inner().into_inner(), &mut extractor.buf)?;
     Ok(extractor.report())
 }
 
@@ -188,6 +194,7 @@ struct Extractor<'a> {
     skipped: u64,
     skipped_symlinks: u64,
     bytes: u64,
+    members: Vec<String>,
     buf: Vec<u8>,
 }
 
@@ -258,6 +265,7 @@ impl<'a> Extractor<'a> {
             skipped: 0,
             skipped_symlinks: 0,
             bytes: 0,
+            members: Vec::new(),
             buf: vec![0; BUFFER_SIZE],
         })
     }
@@ -269,6 +277,7 @@ impl<'a> Extractor<'a> {
             skipped: self.skipped,
             skipped_symlinks: self.skipped_symlinks,
             bytes: self.bytes,
+            members: self.members,
         }
     }
 
@@ -291,6 +300,11 @@ impl<'a> Extractor<'a> {
             tar::EntryType::Directory => Kind::Dir,
             tar::EntryType::Symlink => Kind::Symlink,
             tar::EntryType::Link => Kind::HardLink,
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                return Err(refuse(
+                    "it is a device or a FIFO, which a data directory does not hold".into(),
+                ));
+            }
             _ => Kind::Ignored,
         };
         if matches!(kind, Kind::Ignored) {
@@ -304,7 +318,9 @@ impl<'a> Extractor<'a> {
         let root = root.to_path_buf();
 
         if matches!(kind, Kind::Dir) {
-            return self.directory(member, &root, &rel, mode);
+            self.directory(member, &root, &rel, mode)?;
+            self.members.push(member.to_string());
+            return Ok(());
         }
         let Some((last, parent_rel)) = rel.split_last() else {
             return Err(refuse(
@@ -325,6 +341,7 @@ impl<'a> Extractor<'a> {
                 self.bytes += written;
                 self.files.push(path);
                 self.dirs.insert(parent);
+                self.members.push(member.to_string());
             }
             Kind::Symlink => {
                 let link = entry.link_name_bytes().unwrap_or_default().into_owned();
@@ -366,6 +383,7 @@ impl<'a> Extractor<'a> {
                 std::os::unix::fs::symlink(OsStr::from_bytes(&link), &path)
                     .map_err(|source| write_err(member, &path, source))?;
                 self.dirs.insert(parent);
+                self.members.push(member.to_string());
             }
             Kind::HardLink => {
                 if !(self.filter)(member) {
@@ -406,6 +424,7 @@ impl<'a> Extractor<'a> {
                 let path = parent.join(last);
                 fs::hard_link(&source, &path).map_err(|e| write_err(member, &path, e))?;
                 self.dirs.insert(parent);
+                self.members.push(member.to_string());
             }
             Kind::Dir | Kind::Ignored => {}
         }
@@ -463,10 +482,16 @@ impl<'a> Extractor<'a> {
                     ));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-                    DirBuilder::new()
-                        .mode(0o700)
-                        .create(&next)
-                        .map_err(|e| write_err(member, &next, e))?;
+                    if !create_dir(&next).map_err(|e| write_err(member, &next, e))? {
+                        // Made meanwhile by another extraction into the same target: check it
+                        // as an existing component.
+                        let real = existing_component(member, &next, root)?;
+                        if real == next {
+                            self.known_dirs.insert(next.clone());
+                        }
+                        current = real;
+                        continue;
+                    }
                     self.dirs.insert(current);
                     self.dirs.insert(next.clone());
                     self.known_dirs.insert(next.clone());
@@ -509,10 +534,24 @@ impl<'a> Extractor<'a> {
                 ));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                DirBuilder::new()
-                    .mode(0o700)
-                    .create(&path)
-                    .map_err(|e| write_err(member, &path, e))?;
+                if !create_dir(&path).map_err(|e| write_err(member, &path, e))? {
+                    // Made meanwhile by another extraction into the same target.
+                    match fs::symlink_metadata(&path) {
+                        Ok(meta) if meta.is_dir() => {}
+                        Ok(meta) if meta.file_type().is_symlink() => return Ok(()),
+                        Ok(_) => {
+                            return Err(write_err(
+                                member,
+                                &path,
+                                io::Error::new(
+                                    io::ErrorKind::NotADirectory,
+                                    "it exists and is not a directory",
+                                ),
+                            ));
+                        }
+                        Err(e) => return Err(write_err(member, &path, e)),
+                    }
+                }
             }
             Err(e) => return Err(write_err(member, &path, e)),
         }
@@ -592,6 +631,36 @@ impl<'a> Extractor<'a> {
         file.set_permissions(Permissions::from_mode(mode))
             .map_err(|e| write_err(member, path, e))?;
         Ok(got)
+    }
+}
+
+/// Creates one directory with mode 0700: `Ok(true)` if it was made here, `Ok(false)` if
+/// something already exists at `path` (another extraction into the same target may create the
+/// same directories at the same time; the caller checks what is there).
+fn create_dir(path: &Path) -> io::Result<bool> {
+    match DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// An existing parent component `path` under `root`, found after a lost race to create it:
+/// a real directory is used as it is, a symlink only if it resolves to a directory inside
+/// `root`, anything else is refused.
+fn existing_component(member: &str, path: &Path, root: &Path) -> Result<PathBuf, ExtractError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(path.to_path_buf()),
+        Ok(meta) if meta.file_type().is_symlink() => resolve_inside(member, path, root),
+        Ok(_) => Err(write_err(
+            member,
+            path,
+            io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "it exists and is not a directory",
+            ),
+        )),
+        Err(e) => Err(write_err(member, path, e)),
     }
 }
 
@@ -782,10 +851,20 @@ mod tests {
     }
 
     #[test]
-    fn other_types_are_skipped_but_names_still_checked() {
+    fn devices_and_fifos_are_refused_other_types_skipped_but_names_still_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let mut tar = member("fifo", b'6', "", b"");
-        tar.extend(member("dev", b'3', "", b""));
+        for (name, flag) in [("fifo", b'6'), ("chr", b'3'), ("blk", b'4')] {
+            let err = extract(
+                member(name, flag, "", b"").as_slice(),
+                dir.path(),
+                &all,
+                &Default::default(),
+            )
+            .unwrap_err();
+            assert!(matches!(err, ExtractError::Unsafe { .. }), "{err}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let tar = member("global", b'g', "", b"");
         let report = extract(tar.as_slice(), dir.path(), &all, &Default::default()).unwrap();
         assert!(report.files.is_empty());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -818,5 +897,205 @@ mod tests {
         let text = err.to_string();
         assert!(!text.contains('\n'));
         assert!(text.contains("\"/a/../../x\""), "{text}");
+    }
+
+    /// A header of type `typeflag` declaring `size` bytes, without content.
+    fn bare_header(name: &str, typeflag: u8, size: u64) -> Vec<u8> {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_mode(0o600);
+        header.set_size(size);
+        header.as_old_mut().linkflag = [typeflag];
+        header.set_cksum();
+        header.as_bytes().to_vec()
+    }
+
+    /// A PAX extended header holding `records` (`key=value` pairs).
+    fn pax(records: &[(&str, &str)]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (key, value) in records {
+            let base = key.len() + value.len() + 3;
+            let mut len = base + 1;
+            while base + len.to_string().len() != len {
+                len += 1;
+            }
+            body.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
+        }
+        let mut out = member("PaxHeader", b'x', "", &body);
+        out.truncate(512);
+        let mut header = tar::Header::from_byte_slice(&out).clone();
+        header.set_size(body.len() as u64);
+        header.set_cksum();
+        let mut out = header.as_bytes().to_vec();
+        out.extend_from_slice(&body);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        out
+    }
+
+    /// Fails any read past `limit` bytes: proof that a header was refused before its content.
+    struct Capped<R> {
+        inner: R,
+        left: u64,
+    }
+
+    impl<R: Read> Read for Capped<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return Err(io::Error::other("read past the limit"));
+            }
+            let want = buf
+                .len()
+                .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+            let n = self.inner.read(&mut buf[..want])?;
+            self.left -= n as u64;
+            Ok(n)
+        }
+    }
+
+    fn huge_header_fails_without_reading_it(prefix: Vec<u8>, typeflag: u8) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stream = prefix;
+        stream.extend(bare_header("x", typeflag, 2 << 30));
+        let capped = Capped {
+            inner: stream.as_slice().chain(io::repeat(b'a')),
+            left: 4 << 20,
+        };
+        let started = std::time::Instant::now();
+        let err = extract(capped, dir.path(), &all, &Default::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("1048576-byte limit"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_huge_gnu_long_name_or_pax_header_is_refused_before_it_is_read() {
+        for flag in [b'L', b'K', b'x', b'g'] {
+            huge_header_fails_without_reading_it(Vec::new(), flag);
+            // After ordinary members, so the guard has to follow the stream to find it.
+            let mut before = member("/a", b'0', "", &[7; 1000]);
+            before.extend(member("/dir", b'5', "", b""));
+            huge_header_fails_without_reading_it(before, flag);
+        }
+    }
+
+    #[test]
+    fn a_huge_header_size_in_base_256_is_refused_too() {
+        // Bytes before the last eight of a base-256 size are ignored by the parser; the guard
+        // must read the same 2 GiB.
+        let mut header = bare_header("x", b'L', 0);
+        header[124] = 0x80;
+        header[125] = 0xff;
+        header[128..136].copy_from_slice(&(2u64 << 30).to_be_bytes());
+        let parsed = tar::Header::from_byte_slice(&header);
+        assert_eq!(parsed.entry_size().unwrap(), 2 << 30);
+        let mut header = parsed.clone();
+        header.set_cksum();
+        let dir = tempfile::tempdir().unwrap();
+        let capped = Capped {
+            inner: header.as_bytes().as_slice().chain(io::repeat(b'a')),
+            left: 4 << 20,
+        };
+        let err = extract(capped, dir.path(), &all, &Default::default()).unwrap_err();
+        assert!(err.to_string().contains("1048576-byte limit"), "{err}");
+    }
+
+    #[test]
+    fn a_pax_size_record_is_followed_to_the_next_header() {
+        // The member's own size field says 0; its PAX record says 1000 and wins.
+        let mut stream = pax(&[("size", "1000"), ("path", "/sized")]);
+        let mut file = member("/sized", b'0', "", &[]);
+        file.extend_from_slice(&[b'z'; 1024]);
+        stream.extend(file);
+        huge_header_fails_without_reading_it(stream.clone(), b'L');
+        stream.extend([0; 1024]);
+        let dir = tempfile::tempdir().unwrap();
+        extract(stream.as_slice(), dir.path(), &all, &Default::default()).unwrap();
+        assert_eq!(fs::read(dir.path().join("sized")).unwrap(), [b'z'; 1000]);
+    }
+
+    #[test]
+    fn long_names_within_the_limit_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("/{}/{}", "d".repeat(150), "f".repeat(200));
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(3);
+        header.set_mode(0o600);
+        builder
+            .append_data(&mut header, long.trim_start_matches('/'), &b"abc"[..])
+            .unwrap();
+        let mut stream = builder.into_inner().unwrap();
+        stream.truncate(stream.len() - 1024);
+        let pax_name = format!("/{}/{}", "p".repeat(200), "x".repeat(200));
+        stream.extend(pax(&[("path", &pax_name)]));
+        stream.extend(member("ignored", b'0', "", b"pax"));
+        stream.extend([0; 1024]);
+        extract(stream.as_slice(), dir.path(), &all, &Default::default()).unwrap();
+        assert_eq!(fs::read(dir.path().join(&long[1..])).unwrap(), b"abc");
+        assert_eq!(fs::read(dir.path().join(&pax_name[1..])).unwrap(), b"pax");
+    }
+
+    #[test]
+    fn parallel_extractions_into_one_target_share_directories() {
+        const PARTS: usize = 8;
+        let tars: Vec<Vec<u8>> = (0..PARTS)
+            .map(|part| {
+                let mut tar = Vec::new();
+                for db in 0..6 {
+                    tar.extend(member("/base", b'5', "", b""));
+                    tar.extend(member(&format!("/base/{db}"), b'5', "", b""));
+                    for n in 0..3 {
+                        let name = format!("/base/{db}/deep/{part}_{n}");
+                        tar.extend(member(&name, b'0', "", b"x"));
+                    }
+                }
+                tar.extend([0; 1024]);
+                tar
+            })
+            .collect();
+        for _ in 0..30 {
+            let dir = tempfile::tempdir().unwrap();
+            let target = dir.path().join("t");
+            fs::create_dir(&target).unwrap();
+            let barrier = std::sync::Barrier::new(PARTS);
+            std::thread::scope(|scope| {
+                for tar in &tars {
+                    let (target, barrier) = (&target, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        extract(tar.as_slice(), target, &all, &Default::default()).unwrap()
+                    });
+                }
+            });
+            for db in 0..6 {
+                let files = fs::read_dir(target.join(format!("base/{db}/deep")))
+                    .unwrap()
+                    .count();
+                assert_eq!(files, PARTS * 3);
+            }
+        }
+    }
+
+    #[test]
+    fn a_directory_member_over_an_existing_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("base"), b"file").unwrap();
+        let err = extract(
+            member("/base", b'5', "", b"").as_slice(),
+            dir.path(),
+            &all,
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+        let err = extract(
+            member("/base/x", b'0', "", b"").as_slice(),
+            dir.path(),
+            &all,
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
     }
 }

@@ -436,10 +436,81 @@ impl TablespaceSpec {
         self.tablespaces.is_empty()
     }
 
+    /// Checks that restoring this spec into the data directory `data_dir` (an absolute path)
+    /// stays where it should: every link is `pg_tblspc/<oid>` with a numeric OID equal to the
+    /// tablespace's name, and every location is an absolute, normalised path (no `.`, `..`,
+    /// empty components or line breaks) that lies outside `data_dir` and overlaps no other
+    /// location. The error names the offending tablespace. Judged on the text: a location
+    /// reached through a symlink is not resolved.
+    pub fn check_restorable(&self, data_dir: &str) -> Result<(), String> {
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for t in &self.tablespaces {
+            let oid_ok = !t.name.is_empty() && t.name.bytes().all(|b| b.is_ascii_digit());
+            if !oid_ok {
+                return Err(format!(
+                    "tablespace {:?}: its name is not a numeric OID",
+                    t.name
+                ));
+            }
+            if t.link != format!("pg_tblspc/{}", t.name) {
+                return Err(format!(
+                    "tablespace {}: its link {:?} is not pg_tblspc/{}",
+                    t.name, t.link, t.name
+                ));
+            }
+            if !is_normal_absolute(&t.location) {
+                return Err(format!(
+                    "tablespace {}: its location {:?} is not an absolute, normalised path",
+                    t.name, t.location
+                ));
+            }
+            if overlaps(&t.location, data_dir) {
+                return Err(format!(
+                    "tablespace {}: its location {:?} overlaps the data directory {data_dir:?}",
+                    t.name, t.location
+                ));
+            }
+            if let Some((other, _)) = seen
+                .iter()
+                .find(|(name, loc)| *name == t.name || overlaps(loc, &t.location))
+            {
+                return Err(format!(
+                    "tablespace {}: its location {:?} overlaps that of tablespace {other}",
+                    t.name, t.location
+                ));
+            }
+            seen.push((&t.name, &t.location));
+        }
+        Ok(())
+    }
+
     /// Parses a spec (for a `--restore-spec` file).
     pub fn from_json(bytes: &[u8]) -> Result<TablespaceSpec, serde_json::Error> {
         serde_json::from_slice(bytes)
     }
+}
+
+/// `/a/b`: absolute, no empty, `.` or `..` components, no trailing `/`, no line breaks, not `/`.
+fn is_normal_absolute(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    !path.contains(['\n', '\r', '\0'])
+        && rest
+            .split('/')
+            .all(|comp| !comp.is_empty() && comp != "." && comp != "..")
+}
+
+/// Whether one of two normalised absolute paths is the other or lies below it.
+fn overlaps(a: &str, b: &str) -> bool {
+    let below = |inner: &str, outer: &str| {
+        inner == outer
+            || outer == "/"
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    below(a, b) || below(b, a)
 }
 
 #[derive(Serialize)]

@@ -2,10 +2,13 @@
 //!
 //! Order: resolve the backup (LATEST = newest sentinel by modification time) → read the
 //! sentinel and `files_metadata.json` (regular members not listed there are skipped, as WAL-G
-//! does) → refuse a non-empty target → data parts in parallel (download, decompress, extract;
-//! every member checked so nothing lands outside the target) → `backup_label.tar` → fsync of
-//! every file and directory (in parallel) → `pg_control.tar` last, fsynced → optionally the
-//! recovery configuration.
+//! does) → check the tablespace spec, the target and the tablespace locations, and that every
+//! part the documents name is in storage, before anything is written → data parts in parallel
+//! (download, decompress, extract; every member checked so nothing lands outside the target) →
+//! `backup_label.tar` (and, with `--restore-spec`, a `tablespace_map` naming the new
+//! locations) → check that everything the backup lists was restored → fsync of every file and
+//! directory (in parallel) → `pg_control.tar` last, fsynced → optionally the recovery
+//! configuration.
 //!
 //! WAL-G compat: internal/databases/postgres/backup_fetch_handler.go, internal/extract.go.
 
@@ -27,12 +30,24 @@ use crate::layout::documents::{FilesMetadata, Sentinel, TablespaceSpec};
 use crate::storage::{Key, ObjectMeta, StorageExt};
 
 /// Members restored whatever `files_metadata.json` lists (normalised names).
-const ALWAYS: [&str; 3] = ["global/pg_control", "backup_label", "tablespace_map"];
+const ALWAYS: [&str; 3] = [PG_CONTROL, BACKUP_LABEL, TABLESPACE_MAP];
+const PG_CONTROL: &str = "global/pg_control";
+const BACKUP_LABEL: &str = "backup_label";
+const TABLESPACE_MAP: &str = "tablespace_map";
+/// How many missing files an error names.
+const SHOWN: usize = 5;
 
 /// A member name without its leading `/` or `./`: writers differ there (WAL-G writes `/base/1`,
 /// remote backups and other tools `base/1`), the file list and the tars of one backup may too.
 fn normalise(member: &str) -> &str {
     member.trim_start_matches("./").trim_start_matches('/')
+}
+
+/// A member name as [`normalise`] gives it, without trailing `/` either (GNU tar and others
+/// end directory names with one; the file list may not): for matching listed entries with
+/// restored ones.
+fn entry_name(member: &str) -> &str {
+    normalise(member).trim_end_matches('/')
 }
 
 /// What the caller asks for.
@@ -73,11 +88,12 @@ pub async fn run(
     if sentinel.is_delta() {
         bail!("backup '{name}' is a delta backup; walg does not restore delta backups yet");
     }
-    let files = files_filter(ctx, &name, &sentinel).await?;
+    let metadata = files_metadata(ctx, &name, &sentinel).await?;
+    let files = metadata.as_ref().and_then(files_filter);
 
-    // step: the target must be empty (or absent); tablespaces must not clobber anything.
+    // step: the tablespace spec, the target and the tablespace locations; nothing is written
+    // before all of them pass.
     let dest = &opts.destination;
-    prepare_target(dest)?;
     let spec = match &opts.restore_spec {
         Some(path) => Some(
             TablespaceSpec::from_json(
@@ -87,12 +103,26 @@ pub async fn run(
         ),
         None => sentinel.spec.clone(),
     };
-    let redirects = tablespaces(dest, spec.as_ref())?;
+    if let Some(spec) = &spec {
+        let absolute =
+            std::path::absolute(dest).with_context(|| format!("resolving '{}'", dest.display()))?;
+        spec.check_restorable(&absolute.to_string_lossy())
+            .map_err(|reason| match &opts.restore_spec {
+                Some(path) => anyhow::anyhow!("restore spec '{}': {reason}", path.display()),
+                None => anyhow::anyhow!("the tablespace spec of backup '{name}': {reason}"),
+            })?;
+    }
+    check_target(dest)?;
+    if let Some(spec) = &spec {
+        check_tablespace_locations(spec)?;
+    }
 
-    // step: the parts, grouped: data first, then backup_label, pg_control last.
+    // step: the parts, grouped: data first, then backup_label, pg_control last; every part the
+    // documents name must be there before anything is downloaded.
     let folder = keys::tar_partitions_folder(&name)?;
     let mut objects = ctx.storage.list(&folder).await?;
     objects.sort_by(|a, b| a.key.cmp(&b.key));
+    check_parts(&name, &sentinel, metadata.as_ref(), &objects)?;
     let (mut data, mut label, mut control) = (Vec::new(), Vec::new(), Vec::new());
     for object in objects {
         let file = object.key.file_name();
@@ -107,6 +137,16 @@ pub async fn run(
     if control.is_empty() {
         bail!("backup '{name}' has no pg_control.tar: it is incomplete or not a WAL-G backup");
     }
+
+    // step: write.
+    prepare_target(dest)?;
+    let redirects = tablespaces(dest, spec.as_ref())?;
+    // With --restore-spec the backup's tablespace_map names the old locations; PostgreSQL would
+    // re-point pg_tblspc at them during recovery. A map naming the new ones is written instead.
+    let new_map = match (&opts.restore_spec, &spec) {
+        (Some(_), Some(spec)) => Some(tablespace_map(spec)),
+        _ => None,
+    };
     let total: u64 = sentinel.uncompressed_size.try_into().unwrap_or(0);
     progress.begin(
         &format!("backup-fetch {name}"),
@@ -114,19 +154,19 @@ pub async fn run(
     );
     let options = Arc::new(ExtractOptions {
         allow_symlinks: true,
-        skip_symlinks: true,
+        skip_symlinks: false,
         redirects,
     });
-    let filter = Arc::new(files);
-    let restored = restore_parts(
-        ctx,
-        [data, label, control],
-        dest,
-        &filter,
-        &options,
-        &progress,
-    )
-    .await;
+    let restore = Restore {
+        name: name.clone(),
+        dest: dest.clone(),
+        filter: Arc::new(files),
+        expected: metadata.as_ref().map(expected_members).unwrap_or_default(),
+        tar_file_sets: metadata.map(|m| m.tar_file_sets).unwrap_or_default(),
+        new_map,
+        options,
+    };
+    let restored = restore_parts(ctx, &restore, [data, label, control], &progress).await;
     progress.end();
     let report = restored?;
     // PostgreSQL starts only on a data directory of mode 0700 or 0750; the backup's `/` member
@@ -165,19 +205,41 @@ pub async fn run(
     })
 }
 
-/// Extracts the data parts, then `backup_label.tar`; fsyncs everything; then `pg_control.tar`,
-/// fsynced too (field notes rule 7: a restore that stops midway never looks complete).
+/// What one restore writes where, shared by its steps.
+struct Restore {
+    name: String,
+    dest: PathBuf,
+    /// Regular members to write (normalised), `None` for all.
+    filter: Arc<Option<HashSet<String>>>,
+    /// Members `files_metadata.json` lists as present in this backup (normalised).
+    expected: Vec<String>,
+    /// Which part holds which members, when the backup says.
+    tar_file_sets: std::collections::BTreeMap<String, Vec<String>>,
+    /// The `tablespace_map` written instead of the backup's (with `--restore-spec`).
+    new_map: Option<Vec<u8>>,
+    options: Arc<ExtractOptions>,
+}
+
+/// Extracts the data parts, then `backup_label.tar`; checks that everything the backup lists
+/// came back; fsyncs everything; then `pg_control.tar`, fsynced too (field notes rule 7: a
+/// restore that stops midway never looks complete).
 async fn restore_parts(
     ctx: &Context,
+    restore: &Restore,
     [data, label, control]: [Vec<ObjectMeta>; 3],
-    dest: &Path,
-    filter: &Arc<Option<HashSet<String>>>,
-    options: &Arc<ExtractOptions>,
     progress: &Arc<dyn Progress>,
 ) -> anyhow::Result<Totals> {
     let mut report = Totals::default();
-    report.add(extract_all(ctx, data, dest, filter, options, progress).await?);
-    report.add(extract_all(ctx, label, dest, filter, options, progress).await?);
+    report.add(extract_all(ctx, restore, data, Phase::Data, progress).await?);
+    report.add(extract_all(ctx, restore, label, Phase::Data, progress).await?);
+    if let Some(map) = &restore.new_map {
+        let path = restore.dest.join(TABLESPACE_MAP);
+        write_new_file(&path, map)?;
+        report.files.push(path);
+        report.dirs.push(restore.dest.clone());
+        report.members.insert(TABLESPACE_MAP.to_string());
+    }
+    check_complete(restore, &report)?;
     if !ctx.settings.backup.disable_fsync {
         let paths: Vec<PathBuf> = report
             .files
@@ -191,7 +253,17 @@ async fn restore_parts(
             .context("fsync task failed")?
             .context("syncing the restored files")?;
     }
-    let control_report = extract_all(ctx, control, dest, filter, options, progress).await?;
+    let control_report = extract_all(ctx, restore, control, Phase::Control, progress).await?;
+    if !control_report
+        .members
+        .iter()
+        .any(|m| normalise(m) == PG_CONTROL)
+    {
+        bail!(
+            "backup '{}' is incomplete: its pg_control.tar holds no {PG_CONTROL}",
+            restore.name
+        );
+    }
     if !ctx.settings.backup.disable_fsync {
         let paths: Vec<PathBuf> = control_report
             .files
@@ -206,6 +278,138 @@ async fn restore_parts(
     }
     report.add(control_report);
     Ok(report)
+}
+
+/// Fails, naming the missing files and the parts that should have held them, unless every
+/// member `files_metadata.json` lists and `backup_label` were restored.
+fn check_complete(restore: &Restore, report: &Totals) -> anyhow::Result<()> {
+    let missing: Vec<&str> = restore
+        .expected
+        .iter()
+        .map(String::as_str)
+        .chain([BACKUP_LABEL])
+        .filter(|m| !report.members.contains(*m))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut holders: Vec<&str> = restore
+        .tar_file_sets
+        .iter()
+        .filter(|(_, members)| members.iter().any(|m| missing.contains(&entry_name(m))))
+        .map(|(part, _)| part.as_str())
+        .collect();
+    holders.dedup();
+    let shown: Vec<String> = missing
+        .iter()
+        .take(SHOWN)
+        .map(|m| format!("'{m}'"))
+        .collect();
+    let more = missing.len().saturating_sub(SHOWN);
+    let from = if holders.is_empty() {
+        String::new()
+    } else {
+        format!(" (they belong to {})", holders.join(", "))
+    };
+    bail!(
+        "backup '{}' is incomplete: {} listed file(s) were not restored{from}: {}{}",
+        restore.name,
+        missing.len(),
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// Before anything is downloaded: the parts `TarFileSets` names must all be in storage (named
+/// with their compression extension, as WAL-G writes them, or without it, as some other
+/// writers do). Without a file list, the parts must add up to at least the compressed size the
+/// sentinel records (with one, a short part is found, and named, when it is read).
+fn check_parts(
+    name: &str,
+    sentinel: &Sentinel,
+    metadata: Option<&FilesMetadata>,
+    objects: &[ObjectMeta],
+) -> anyhow::Result<()> {
+    let present: HashSet<&str> = objects
+        .iter()
+        .flat_map(|o| {
+            let file = o.key.file_name();
+            let bare = file
+                .rsplit_once('.')
+                .map(|(stem, _)| stem)
+                .filter(|stem| stem.ends_with(".tar"));
+            std::iter::once(file).chain(bare)
+        })
+        .collect();
+    if let Some(metadata) = metadata {
+        for (part, members) in &metadata.tar_file_sets {
+            if !present.contains(part.as_str()) {
+                let shown: Vec<String> = members
+                    .iter()
+                    .take(SHOWN)
+                    .map(|m| format!("'{m}'"))
+                    .collect();
+                bail!(
+                    "backup '{name}' is incomplete: its part '{part}' is missing from storage \
+                     ({} file(s), e.g. {})",
+                    members.len(),
+                    shown.join(", ")
+                );
+            }
+        }
+    }
+    if metadata.is_some_and(|m| !m.files.is_empty()) {
+        return Ok(());
+    }
+    let stored: u64 = objects.iter().map(|o| o.size).sum();
+    let recorded = u64::try_from(sentinel.compressed_size).unwrap_or(0);
+    if stored < recorded {
+        bail!(
+            "backup '{name}' is incomplete: its parts hold {stored} bytes, fewer than the \
+             {recorded} its sentinel records"
+        );
+    }
+    Ok(())
+}
+
+/// Members `files_metadata.json` says this backup's parts hold (skipped ones come from a
+/// parent), normalised, without those restored by their own rules.
+fn expected_members(metadata: &FilesMetadata) -> Vec<String> {
+    metadata
+        .files
+        .iter()
+        .filter(|(_, d)| !d.is_skipped)
+        .map(|(k, _)| entry_name(k).to_string())
+        .filter(|m| !ALWAYS.contains(&m.as_str()))
+        .collect()
+}
+
+/// A `tablespace_map` naming the spec's locations, as PostgreSQL writes it (`<oid> <path>`
+/// lines; the spec was checked to hold no line breaks).
+fn tablespace_map(spec: &TablespaceSpec) -> Vec<u8> {
+    let mut map = String::new();
+    for t in &spec.tablespaces {
+        map.push_str(&format!("{} {}\n", t.name, t.location));
+    }
+    map.into_bytes()
+}
+
+/// Writes a new file of mode 0600 that must not exist yet.
+fn write_new_file(path: &Path, content: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating '{}'", path.display()))?;
+    file.write_all(content)
+        .with_context(|| format!("writing '{}'", path.display()))
 }
 
 /// `LATEST` or an existing backup's name.
@@ -230,36 +434,41 @@ async fn resolve(ctx: &Context, requested: &str) -> anyhow::Result<String> {
     Ok(requested.to_string())
 }
 
-/// The set of regular members to restore, or `None` for "all" (no files metadata).
-async fn files_filter(
+/// `files_metadata.json` (or its legacy copy in the sentinel), if the backup has one.
+async fn files_metadata(
     ctx: &Context,
     name: &str,
     sentinel: &Sentinel,
-) -> anyhow::Result<Option<HashSet<String>>> {
+) -> anyhow::Result<Option<FilesMetadata>> {
     if sentinel.files_metadata_disabled {
         return Ok(None);
     }
-    let metadata = match ctx
+    match ctx
         .storage
         .get_bytes(&keys::files_metadata_key(name)?)
         .await
     {
-        Ok(bytes) => Some(
-            FilesMetadata::from_json(&bytes)
-                .with_context(|| format!("reading files_metadata.json of backup '{name}'"))?,
-        ),
-        Err(e) if e.is_not_found() => sentinel.legacy_files_metadata(),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(metadata.filter(|m| !m.files.is_empty()).map(|m| {
-        m.files
-            .into_keys()
-            .map(|k| normalise(&k).to_string())
-            .collect()
-    }))
+        Ok(bytes) => Ok(Some(FilesMetadata::from_json(&bytes).with_context(
+            || format!("reading files_metadata.json of backup '{name}'"),
+        )?)),
+        Err(e) if e.is_not_found() => Ok(sentinel.legacy_files_metadata()),
+        Err(e) => Err(e.into()),
+    }
 }
 
-fn prepare_target(dest: &Path) -> anyhow::Result<()> {
+/// The set of regular members to restore, or `None` for "all" (no file list).
+fn files_filter(metadata: &FilesMetadata) -> Option<HashSet<String>> {
+    (!metadata.files.is_empty()).then(|| {
+        metadata
+            .files
+            .keys()
+            .map(|k| normalise(k).to_string())
+            .collect()
+    })
+}
+
+/// The target must be empty or absent.
+fn check_target(dest: &Path) -> anyhow::Result<()> {
     match std::fs::read_dir(dest) {
         Ok(mut entries) => {
             if entries.next().is_some() {
@@ -272,32 +481,31 @@ fn prepare_target(dest: &Path) -> anyhow::Result<()> {
                 )
                 .into());
             }
+            Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            crate::storage::fs::create_dir_durable(dest)?;
-        }
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!("reading '{}'", dest.display())));
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("reading '{}'", dest.display()))),
     }
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("setting the mode of '{}'", dest.display()))?;
-    Ok(())
 }
 
-/// Creates `pg_tblspc/<oid>` links to each tablespace location (which must be empty or
-/// absent) and returns the redirects that send their members there.
-fn tablespaces(dest: &Path, spec: Option<&TablespaceSpec>) -> anyhow::Result<Vec<Redirect>> {
-    let Some(spec) = spec else {
-        return Ok(Vec::new());
-    };
-    let mut redirects = Vec::new();
-    let tblspc = dest.join("pg_tblspc");
-    std::fs::create_dir_all(&tblspc).with_context(|| format!("creating '{}'", tblspc.display()))?;
+/// Every tablespace location must be empty or absent.
+fn check_tablespace_locations(spec: &TablespaceSpec) -> anyhow::Result<()> {
     for space in &spec.tablespaces {
-        let location = PathBuf::from(&space.location);
-        if std::fs::read_dir(&location).is_ok_and(|mut d| d.next().is_some()) {
+        let location = Path::new(&space.location);
+        match std::fs::symlink_metadata(location) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => bail!(
+                "tablespace location '{}' exists and is not a directory",
+                location.display()
+            ),
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("reading '{}'", location.display()))
+                );
+            }
+        }
+        if std::fs::read_dir(location).is_ok_and(|mut d| d.next().is_some()) {
             return Err(HintedError::new(
                 format!(
                     "tablespace location '{}' is not empty; refusing to restore into it",
@@ -307,6 +515,33 @@ fn tablespaces(dest: &Path, spec: Option<&TablespaceSpec>) -> anyhow::Result<Vec
             )
             .into());
         }
+    }
+    Ok(())
+}
+
+/// Creates the (checked) target if it is absent and gives it mode 0700.
+fn prepare_target(dest: &Path) -> anyhow::Result<()> {
+    check_target(dest)?;
+    if !dest.exists() {
+        crate::storage::fs::create_dir_durable(dest)?;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("setting the mode of '{}'", dest.display()))?;
+    Ok(())
+}
+
+/// Creates `pg_tblspc/<oid>` links to each tablespace location (checked beforehand: valid,
+/// empty or absent) and returns the redirects that send their members there.
+fn tablespaces(dest: &Path, spec: Option<&TablespaceSpec>) -> anyhow::Result<Vec<Redirect>> {
+    let Some(spec) = spec else {
+        return Ok(Vec::new());
+    };
+    let mut redirects = Vec::new();
+    let tblspc = dest.join("pg_tblspc");
+    std::fs::create_dir_all(&tblspc).with_context(|| format!("creating '{}'", tblspc.display()))?;
+    for space in &spec.tablespaces {
+        let location = PathBuf::from(&space.location);
         std::fs::create_dir_all(&location)
             .with_context(|| format!("creating '{}'", location.display()))?;
         let link = dest.join(&space.link);
@@ -327,6 +562,8 @@ struct Totals {
     dirs: Vec<PathBuf>,
     bytes: u64,
     skipped: u64,
+    /// Normalised names of the members restored.
+    members: HashSet<String>,
 }
 
 impl Totals {
@@ -335,31 +572,42 @@ impl Totals {
         self.dirs.extend(report.dirs);
         self.bytes += report.bytes;
         self.skipped += report.skipped;
+        self.members
+            .extend(report.members.iter().map(|m| entry_name(m).to_string()));
     }
+}
+
+/// Which parts an extraction handles: `global/pg_control` is written only from
+/// `pg_control.tar`, whichever other part also holds it (remote backups do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Data,
+    Control,
 }
 
 /// Downloads, decompresses and extracts `objects`, `WALG_DOWNLOAD_CONCURRENCY` at once.
 async fn extract_all(
     ctx: &Context,
+    restore: &Restore,
     objects: Vec<ObjectMeta>,
-    dest: &Path,
-    filter: &Arc<Option<HashSet<String>>>,
-    options: &Arc<ExtractOptions>,
+    phase: Phase,
     progress: &Arc<dyn Progress>,
 ) -> anyhow::Result<ExtractReport> {
     let limit = ctx.settings.download_concurrency.max(1);
     let mut pending = objects.into_iter();
     let mut running = JoinSet::new();
     let mut total = ExtractReport::default();
+    let skip_map = restore.new_map.is_some();
     loop {
         while running.len() < limit {
             let Some(object) = pending.next() else { break };
             running.spawn(extract_one(
                 ctx.clone(),
                 object.key,
-                dest.to_path_buf(),
-                Arc::clone(filter),
-                Arc::clone(options),
+                restore.dest.clone(),
+                Arc::clone(&restore.filter),
+                Arc::clone(&restore.options),
+                (phase, skip_map),
                 Arc::clone(progress),
             ));
         }
@@ -372,6 +620,7 @@ async fn extract_all(
                 total.bytes += report.bytes;
                 total.skipped += report.skipped;
                 total.skipped_symlinks += report.skipped_symlinks;
+                total.members.extend(report.members);
             }
         }
     }
@@ -383,6 +632,7 @@ async fn extract_one(
     dest: PathBuf,
     filter: Arc<Option<HashSet<String>>>,
     options: Arc<ExtractOptions>,
+    (phase, skip_map): (Phase, bool),
     progress: Arc<dyn Progress>,
 ) -> anyhow::Result<ExtractReport> {
     let file = key.file_name().to_string();
@@ -396,11 +646,17 @@ async fn extract_one(
             inner: decoded,
             progress,
         };
-        let keep = |member: &str| match filter.as_ref() {
-            None => true,
-            Some(files) => {
-                let member = normalise(member);
-                files.contains(member) || ALWAYS.contains(&member)
+        let keep = |member: &str| {
+            let member = normalise(member);
+            if (member == PG_CONTROL) != (phase == Phase::Control) {
+                return false;
+            }
+            if skip_map && member == TABLESPACE_MAP {
+                return false;
+            }
+            match filter.as_ref() {
+                None => true,
+                Some(files) => files.contains(member) || ALWAYS.contains(&member),
             }
         };
         archive::extract(counted, &dest, &keep, &options).map_err(anyhow::Error::new)

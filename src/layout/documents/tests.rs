@@ -417,3 +417,65 @@ fn tablespace_spec_errors() {
         r#"{"base_prefix":"/d","tablespaces":[]}"#
     );
 }
+
+fn spec_with(entries: &[(&str, &str, &str)]) -> TablespaceSpec {
+    TablespaceSpec {
+        base_prefix: "/old/data".into(),
+        tablespaces: entries
+            .iter()
+            .map(|(name, location, link)| Tablespace {
+                name: (*name).into(),
+                location: (*location).into(),
+                link: (*link).into(),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_tablespace_spec_is_restorable_only_with_numeric_links_and_separate_absolute_locations() {
+    let good = spec_with(&[
+        ("16400", "/mnt/ts1", "pg_tblspc/16400"),
+        ("16401", "/mnt/ts10", "pg_tblspc/16401"),
+    ]);
+    good.check_restorable("/srv/data").unwrap();
+    let bad = [
+        ("16400", "/mnt/ts1", "../../x"),
+        ("16400", "/mnt/ts1", "/etc/x"),
+        ("16400", "/mnt/ts1", "pg_tblspc/16401"),
+        ("16400", "/mnt/ts1", "pg_tblspc/../16400"),
+        ("../16400", "/mnt/ts1", "pg_tblspc/../16400"),
+        ("abc", "/mnt/ts1", "pg_tblspc/abc"),
+        ("16400", "mnt/ts1", "pg_tblspc/16400"),
+        ("16400", "/mnt/../etc", "pg_tblspc/16400"),
+        ("16400", "/mnt//ts1", "pg_tblspc/16400"),
+        ("16400", "/mnt/./ts1", "pg_tblspc/16400"),
+        ("16400", "/", "pg_tblspc/16400"),
+        ("16400", "/mnt/ts\n1", "pg_tblspc/16400"),
+        ("16400", "/srv/data/ts", "pg_tblspc/16400"),
+        ("16400", "/srv/data", "pg_tblspc/16400"),
+        ("16400", "/srv", "pg_tblspc/16400"),
+    ];
+    for entry in bad {
+        let err = spec_with(&[entry])
+            .check_restorable("/srv/data")
+            .unwrap_err();
+        assert!(!err.contains('\n'), "{err}");
+    }
+    for pair in [
+        [
+            ("16400", "/mnt/ts", "pg_tblspc/16400"),
+            ("16401", "/mnt/ts/inner", "pg_tblspc/16401"),
+        ],
+        [
+            ("16400", "/mnt/ts", "pg_tblspc/16400"),
+            ("16401", "/mnt/ts", "pg_tblspc/16401"),
+        ],
+        [
+            ("16400", "/mnt/a", "pg_tblspc/16400"),
+            ("16400", "/mnt/b", "pg_tblspc/16400"),
+        ],
+    ] {
+        assert!(spec_with(&pair).check_restorable("/srv/data").is_err());
+    }
+}
