@@ -588,12 +588,9 @@ fn two_backup_pushes_started_together_write_two_complete_backups() {
         let start_lsn = sentinel["LSN"].as_u64().expect("LSN");
         let root = pg_tempdir("walgpairrestore");
         let dest = root.path().join("data");
-        // One part at a time: parts extracted at once race to create shared directories.
-        let mut fetch = settings.clone();
-        fetch.push(("WALG_DOWNLOAD_CONCURRENCY".into(), "1".into()));
         let out = walg(
             &pg,
-            &fetch,
+            &settings,
             &["backup-fetch", dest.to_str().expect("utf-8"), name],
         );
         assert!(
