@@ -147,8 +147,10 @@ fn local_settings(dir: &Path) -> Vec<(String, String)> {
 
 /// The wrapper `archive_command`: runs walg wal-push; when the test left a delay file
 /// (`<seconds> <id>`) it takes it and kills walg with SIGKILL after that many seconds. Each
-/// attempt appends `<path> <exit status> <start ns> <end ns> <id or ->` to `log`. The exit
-/// status of a killed walg (137) goes back to PostgreSQL as it would without the wrapper.
+/// attempt appends `<path> <exit status> <start ns> <end ns> <id or ->` to `log`. A killed
+/// walg (137) is reported to PostgreSQL as a plain failure (1): PostgreSQL 15 takes a status
+/// above 125 as fatal for the archiver, which is then restarted only up to a minute later;
+/// with 1 it retries the same file after a second, which is what matters here.
 fn archive_wrapper(ctl: &Path, walg_line: &str) -> PathBuf {
     let script = ctl.join("archive.sh");
     let ctl = ctl.display();
@@ -168,6 +170,7 @@ fn archive_wrapper(ctl: &Path, walg_line: &str) -> PathBuf {
          end=$(date +%s%N)\n\
          if [ -n \"$killer\" ]; then kill \"$killer\" 2>/dev/null; fi\n\
          echo \"$1 $rc $start $end $id\" >> \"$ctl/log\"\n\
+         if [ \"$rc\" -gt 125 ]; then exit 1; fi\n\
          exit $rc\n"
     );
     fs::write(&script, text).expect("write the archive wrapper");
@@ -518,7 +521,7 @@ fn backup_push_and_backup_fetch_killed_leave_only_complete_backups_and_restores(
         "wal-push %p",
     )));
     pg.start();
-    pg.pgbench_init(2);
+    pg.pgbench_init(1);
     pg.psql("create table t(id int, note text)");
     settings.extend(pg.client_env());
     settings.push(("WALG_TAR_SIZE_THRESHOLD".into(), "4194304".into()));
@@ -563,12 +566,16 @@ fn backup_push_and_backup_fetch_killed_leave_only_complete_backups_and_restores(
     let name = backup_names(&settings, cwd)
         .pop()
         .expect("a backup to restore");
-    let start = Instant::now();
-    let reference = restore(&settings, cwd, &name).expect("reference restore");
-    tally.typical = start.elapsed();
     let dest = cwd.join("target");
     let dest_str = dest.display().to_string();
     let fetch = ["backup-fetch", dest_str.as_str(), name.as_str()];
+    let reference = restore(&settings, cwd, &name).expect("reference restore");
+    let mut times = Vec::new();
+    for _ in 0..2 {
+        let _ = fs::remove_dir_all(&dest);
+        times.push(walg_ok(&settings, &fetch, cwd).expect("backup-fetch"));
+    }
+    tally.typical = median(times);
     while want_more(&tally, want) {
         let _ = fs::remove_dir_all(&dest);
         killed_run(&mut tally, &mut rng, &settings, &fetch, cwd);
@@ -596,6 +603,7 @@ fn backup_push_and_backup_fetch_killed_leave_only_complete_backups_and_restores(
     let _ = fs::remove_dir_all(&dest);
     pg.stop();
     eprintln!("{push_tally}");
+    eprintln!("{tally}");
     push_tally.finish();
     tally.finish();
 }
@@ -639,7 +647,7 @@ fn delete_confirm_killed_never_leaves_a_listed_backup_incomplete() {
         make_segments(&pg, 2);
         walg_ok(&settings, &["backup-push", &data], cwd).expect("backup-push");
     }
-    let last = pg.switch_wal();
+    let last = make_segments(&pg, 1);
     pg.wait_archived_through(&last, ARCHIVE_TIMEOUT);
     pg.stop();
     let snapshot = root.path().join("snapshot");
