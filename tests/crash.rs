@@ -17,6 +17,10 @@
 //! destination folder. The kill delay is uniform in `[0, typical run time]`, the typical time
 //! being measured on uncrashed runs first. `WALG_CRASH_SEED` and `WALG_CRASH_RUNS` are described
 //! in `common/crash.rs`.
+#![allow(
+    clippy::print_stderr,
+    reason = "each command's tally (runs, kills, violations, hangs, times) is the harness's report"
+)]
 
 mod common;
 
@@ -258,6 +262,7 @@ fn wal_push_under_archiver(command: &str, settings: Vec<(String, String)>, stora
     // step: each round hands the wrapper a delay, finishes one or two segments and waits for
     // the attempt that took the delay.
     let mut round = 0;
+    let mut temps_seen = temp_files(storage_root).len();
     while want_more(&tally, want) {
         round += 1;
         let delay = rng.delay(tally.typical);
@@ -286,7 +291,14 @@ fn wal_push_under_archiver(command: &str, settings: Vec<(String, String)>, stora
         tally.ran(attempt.took);
         match attempt.rc {
             0 => {}
-            137 => tally.kills += 1,
+            137 => {
+                tally.kills += 1;
+                let temps = temp_files(storage_root).len();
+                if temps > temps_seen {
+                    tally.midway += 1;
+                }
+                temps_seen = temps;
+            }
             rc => tally.violation(format!(
                 "wal-push {} exited {rc} on its own (round {round})",
                 attempt.path
@@ -420,13 +432,17 @@ fn wal_fetch_killed_never_leaves_a_partial_file_at_its_destination() {
         let _ = fs::remove_file(&dest);
         let i = rng.below(names.len());
         let args = fetch(i);
-        killed_run(
+        let temps_before = temp_files(dest_dir.path()).len();
+        let ended = killed_run(
             &mut tally,
             &mut rng,
             &settings,
             &strs(&args),
             dest_dir.path(),
         );
+        if matches!(ended, Ended::Killed) && temp_files(dest_dir.path()).len() > temps_before {
+            tally.midway += 1;
+        }
         // After the kill: nothing at %p, or the whole segment.
         if let Ok(got) = fs::read(&dest)
             && got != segments[i]
@@ -473,6 +489,25 @@ fn age_in_progress_markers(storage: &Path) {
             assert!(ok.success());
         }
     }
+}
+
+/// Backup folders without a sentinel (left by killed or running backup-pushes).
+fn unfinished_backups(storage: &Path) -> usize {
+    let base = storage.join("basebackups_005");
+    fs::read_dir(&base)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    !base
+                        .join(format!("{name}_backup_stop_sentinel.json"))
+                        .exists()
+                })
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// A real restore of `name` into a new folder under `root`; what it wrote, or the failure.
@@ -536,7 +571,11 @@ fn backup_push_and_backup_fetch_killed_leave_only_complete_backups_and_restores(
     tally.typical = walg_ok(&settings, &push, cwd).expect("first backup-push");
     while want_more(&tally, want) {
         pg.psql("insert into t select g, md5(g::text) from generate_series(1, 2000) g");
-        killed_run(&mut tally, &mut rng, &settings, &push, cwd);
+        let unfinished = unfinished_backups(storage.path());
+        let ended = killed_run(&mut tally, &mut rng, &settings, &push, cwd);
+        if matches!(ended, Ended::Killed) && unfinished_backups(storage.path()) > unfinished {
+            tally.midway += 1;
+        }
         for problem in incomplete_backups(storage.path(), true) {
             tally.violation(format!("after a kill: {problem}"));
         }
@@ -578,7 +617,10 @@ fn backup_push_and_backup_fetch_killed_leave_only_complete_backups_and_restores(
     tally.typical = median(times);
     while want_more(&tally, want) {
         let _ = fs::remove_dir_all(&dest);
-        killed_run(&mut tally, &mut rng, &settings, &fetch, cwd);
+        let ended = killed_run(&mut tally, &mut rng, &settings, &fetch, cwd);
+        if matches!(ended, Ended::Killed) && !files_under(&dest).is_empty() {
+            tally.midway += 1;
+        }
         if dest.join("global/pg_control").exists() && tree_sizes(&dest) != reference {
             tally
                 .violation("a killed backup-fetch left global/pg_control in an incomplete restore");
@@ -657,6 +699,7 @@ fn delete_confirm_killed_never_leaves_a_listed_backup_incomplete() {
         copy_tree(&snapshot, &storage);
     };
     let delete = ["delete", "retain", "2", "--confirm"];
+    let original = objects(&storage);
 
     // step: typical time and the end state of an uncrashed delete.
     let mut times = Vec::new();
@@ -671,7 +714,11 @@ fn delete_confirm_killed_never_leaves_a_listed_backup_incomplete() {
 
     while want_more(&tally, want) {
         reset();
-        killed_run(&mut tally, &mut rng, &settings, &delete, cwd);
+        let ended = killed_run(&mut tally, &mut rng, &settings, &delete, cwd);
+        let state = objects(&storage);
+        if matches!(ended, Ended::Killed) && state != expected && state != original {
+            tally.midway += 1;
+        }
         for problem in incomplete_backups(&storage, true) {
             tally.violation(format!("after a kill: {problem}"));
         }

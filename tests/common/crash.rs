@@ -148,6 +148,9 @@ pub struct Tally {
     pub typical: Duration,
     pub runs: usize,
     pub kills: usize,
+    /// Kills that left visible work behind (a temp file, a folder without a sentinel, a
+    /// half-done delete): evidence that kills land in the middle of the writing.
+    pub midway: usize,
     pub hangs: usize,
     pub max_run: Duration,
     pub violations: Vec<String>,
@@ -188,13 +191,14 @@ impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "crash {}: seed {}, typical run {:?}, runs {}, kills {}, violations {}, hangs {}, \
-             max time per run {:?}",
+            "crash {}: seed {}, typical run {:?}, runs {}, kills {} ({} mid-write), violations {}, \
+             hangs {}, max time per run {:?}",
             self.command,
             self.seed,
             self.typical,
             self.runs,
             self.kills,
+            self.midway,
             self.violations.len(),
             self.hangs,
             self.max_run
