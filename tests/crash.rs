@@ -746,3 +746,66 @@ fn delete_confirm_killed_never_leaves_a_listed_backup_incomplete() {
     no_temps_left(&mut tally, &[&storage]);
     tally.finish();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The checks themselves
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_backup_check_flags_a_sentinel_whose_part_or_wal_is_missing() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let name = "base_000000010000000000000002";
+    let base = root.path().join("basebackups_005");
+    let parts = base.join(name).join("tar_partitions");
+    fs::create_dir_all(&parts).expect("mkdir");
+    fs::create_dir_all(root.path().join("wal_005")).expect("mkdir");
+    let segment = 16u64 * 1024 * 1024;
+    fs::write(
+        base.join(format!("{name}_backup_stop_sentinel.json")),
+        format!(
+            r#"{{"LSN":{},"FinishLSN":{}}}"#,
+            2 * segment + 40,
+            3 * segment + 100
+        ),
+    )
+    .expect("sentinel");
+    fs::write(base.join(name).join("metadata.json"), "{}").expect("metadata");
+    fs::write(
+        base.join(name).join("files_metadata.json"),
+        r#"{"TarFileSets":{"part_001.tar.lz4":["/PG_VERSION"]}}"#,
+    )
+    .expect("files metadata");
+    for part in ["pg_control.tar.lz4", "backup_label.tar.lz4"] {
+        fs::write(parts.join(part), "x").expect("part");
+    }
+    let problems = incomplete_backups(root.path(), false);
+    assert!(
+        problems.len() == 1 && problems[0].contains("part_001.tar.lz4 is missing"),
+        "{problems:?}"
+    );
+
+    fs::write(parts.join("part_001.tar.lz4"), "x").expect("part");
+    assert!(incomplete_backups(root.path(), false).is_empty());
+    let problems = incomplete_backups(root.path(), true);
+    assert!(
+        problems.len() == 1 && problems[0].contains("000000010000000000000002 "),
+        "{problems:?}"
+    );
+
+    fs::write(
+        root.path().join("wal_005/000000010000000000000002.lz4"),
+        "x",
+    )
+    .expect("wal");
+    let problems = incomplete_backups(root.path(), true);
+    assert!(
+        problems.len() == 1 && problems[0].contains("000000010000000000000003 "),
+        "{problems:?}"
+    );
+    fs::write(
+        root.path().join("wal_005/000000010000000000000003.lz4"),
+        "x",
+    )
+    .expect("wal");
+    assert!(incomplete_backups(root.path(), true).is_empty());
+}
