@@ -644,10 +644,7 @@ fn backup_push_and_backup_fetch_killed_leave_only_complete_backups_and_restores(
     enough_kills(&mut tally, want);
     let _ = fs::remove_dir_all(&dest);
     pg.stop();
-    eprintln!("{push_tally}");
-    eprintln!("{tally}");
-    push_tally.finish();
-    tally.finish();
+    Tally::finish_all(&[&push_tally, &tally]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -177,13 +177,23 @@ impl Tally {
 
     /// Prints the tally and fails the test on any violation or hang.
     pub fn finish(&self) {
-        eprintln!("{self}");
-        assert!(
-            self.violations.is_empty() && self.hangs == 0,
-            "{self}\nviolations:\n  {}\nreproduce with WALG_CRASH_SEED={}",
-            self.violations.join("\n  "),
-            self.seed
-        );
+        Tally::finish_all(&[self]);
+    }
+
+    /// Prints every tally, then fails the test on any violation or hang in any of them.
+    pub fn finish_all(tallies: &[&Tally]) {
+        let mut failures = String::new();
+        for tally in tallies {
+            eprintln!("{tally}");
+            if !tally.violations.is_empty() || tally.hangs > 0 {
+                failures.push_str(&format!(
+                    "{tally}\nviolations:\n  {}\nreproduce with WALG_CRASH_SEED={}\n",
+                    tally.violations.join("\n  "),
+                    tally.seed
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{failures}");
     }
 }
 
