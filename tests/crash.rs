@@ -545,10 +545,9 @@ fn backup_names(settings: &[(String, String)], cwd: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[test]
-fn backup_push_and_backup_fetch_killed_leave_only_complete_backups_and_restores() {
-    let seed = seed();
-    let want = runs();
+/// A cluster archiving into a local folder, with pgbench data; walg settings reaching both,
+/// with small tar parts so that a backup has several.
+fn backup_setup() -> (tempfile::TempDir, Cluster, Vec<(String, String)>) {
     let storage = pg_tempdir("walgcrashbk");
     let mut settings = local_settings(storage.path());
     let mut pg = Cluster::init(ClusterOptions::archiving(walg_command(
@@ -560,6 +559,14 @@ fn backup_push_and_backup_fetch_killed_leave_only_complete_backups_and_restores(
     pg.psql("create table t(id int, note text)");
     settings.extend(pg.client_env());
     settings.push(("WALG_TAR_SIZE_THRESHOLD".into(), "4194304".into()));
+    (storage, pg, settings)
+}
+
+#[test]
+fn backup_push_killed_leaves_only_complete_backups() {
+    let seed = seed();
+    let want = runs();
+    let (storage, mut pg, settings) = backup_setup();
     let work = pg_tempdir("walgcrashbkwork");
     let cwd = work.path();
     let data = pg.data_dir().display().to_string();
@@ -596,10 +603,22 @@ fn backup_push_and_backup_fetch_killed_leave_only_complete_backups_and_restores(
         tally.violation(format!("after delete garbage: {problem}"));
     }
     no_temps_left(&mut tally, &[storage.path(), &pg.data_dir().join("pg_wal")]);
-    let push_tally = tally;
+    pg.stop();
+    tally.finish();
+}
 
-    // step: backup-fetch of one backup; a reference restore gives the typical time and the
-    // complete tree.
+#[test]
+fn backup_fetch_killed_never_leaves_pg_control_in_an_incomplete_restore() {
+    let seed = seed();
+    let want = runs();
+    let (_storage, mut pg, settings) = backup_setup();
+    let work = pg_tempdir("walgcrashbfwork");
+    let cwd = work.path();
+    let data = pg.data_dir().display().to_string();
+    walg_ok(&settings, &["backup-push", &data], cwd).expect("backup-push");
+    pg.stop();
+
+    // step: a reference restore gives the complete tree, uncrashed runs the typical time.
     let mut rng = Rng::new(seed, "backup-fetch");
     let mut tally = Tally::new("backup-fetch", seed);
     let name = backup_names(&settings, cwd)
@@ -643,8 +662,7 @@ fn backup_push_and_backup_fetch_killed_leave_only_complete_backups_and_restores(
     }
     enough_kills(&mut tally, want);
     let _ = fs::remove_dir_all(&dest);
-    pg.stop();
-    Tally::finish_all(&[&push_tally, &tally]);
+    tally.finish();
 }
 
 // ---------------------------------------------------------------------------------------------
