@@ -1,3 +1,5 @@
+//! For `tests/crash.rs` only (included there by path, not from `common/mod.rs`).
+//!
 //! A kill -9 harness: a seeded random source, running a command and killing it (its whole
 //! process group) with SIGKILL after a delay, tallies per command, and the checks made after a
 //! kill (temp files left behind, complete backups behind every sentinel).

@@ -3,7 +3,6 @@
 //! Each test crate uses a different subset, so unused helpers are not warnings here.
 #![allow(dead_code)]
 
-pub mod crash;
 pub mod pg;
 pub mod s3server;
 pub mod segments;
