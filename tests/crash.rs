@@ -481,7 +481,8 @@ fn wal_fetch_killed_never_leaves_a_partial_file_at_its_destination() {
 /// killed backup-push holds off `delete garbage`.
 fn age_in_progress_markers(storage: &Path) {
     for rel in files_under(&storage.join("basebackups_005")) {
-        if rel.file_name().and_then(|n| n.to_str()) == Some("walg_backup_in_progress.json") {
+        let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("walg_backup_in_progress") && name.ends_with(".json") {
             let path = storage.join("basebackups_005").join(rel);
             let ok = Command::new("touch")
                 .args(["-m", "-d", "10 minutes ago"])

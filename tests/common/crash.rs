@@ -9,6 +9,9 @@
 //!   failure message names it, so a failing run reproduces with the same kill delays.
 //! * `WALG_CRASH_RUNS`: kills per command (default 20); raise it for a soak.
 
+// The harness reads its knobs from the environment, as the test fixtures do.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
