@@ -47,3 +47,9 @@ if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; th
   echo "installing s3s-fs $S3S_FS_VERSION (the S3 server the tests run on loopback)"
   CARGO_TARGET_DIR="${TMPDIR:-/tmp}/s3s-fs-build" cargo install -q "s3s-fs@$S3S_FS_VERSION" --locked --features binary
 fi
+
+# cargo-fuzz, for scripts/fuzz.sh (the fuzz targets themselves build with the nightly toolchain).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz (scripts/fuzz.sh)"
+  CARGO_TARGET_DIR="${TMPDIR:-/tmp}/cargo-fuzz-build" cargo install -q cargo-fuzz --locked
+fi
