@@ -13,15 +13,23 @@ use walg::layout::documents::{ExtendedMetadata, FilesMetadata, Sentinel, Tablesp
 type Parser = (&'static str, fn(&[u8]) -> Result<(), String>);
 
 const PARSERS: [Parser; 5] = [
-    ("sentinel", |b| Sentinel::from_json(b).map(drop).map_err(|e| e.to_string())),
+    ("sentinel", |b| {
+        Sentinel::from_json(b).map(drop).map_err(|e| e.to_string())
+    }),
     ("metadata.json", |b| {
-        ExtendedMetadata::from_json(b).map(drop).map_err(|e| e.to_string())
+        ExtendedMetadata::from_json(b)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }),
     ("files_metadata.json", |b| {
-        FilesMetadata::from_json(b).map(drop).map_err(|e| e.to_string())
+        FilesMetadata::from_json(b)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }),
     ("tablespace spec", |b| {
-        TablespaceSpec::from_json(b).map(drop).map_err(|e| e.to_string())
+        TablespaceSpec::from_json(b)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }),
     ("config file", config_file),
 ];
@@ -59,7 +67,11 @@ fn all_refuse(input: &[u8], expected: Option<&str>) {
 
 fn preview(input: &[u8]) -> String {
     let shown = &input[..input.len().min(60)];
-    format!("{:?} ({} bytes)", String::from_utf8_lossy(shown), input.len())
+    format!(
+        "{:?} ({} bytes)",
+        String::from_utf8_lossy(shown),
+        input.len()
+    )
 }
 
 /// `{"<key>": <value>}` for each document's own field names (the config file takes any key).
@@ -126,12 +138,18 @@ fn nesting_within_the_limit_is_read() {
 #[test]
 fn numbers_out_of_range_or_of_the_wrong_kind_are_refused() {
     for (doc, field) in [
-        (r#"{"LSN": 18446744073709551616}"#, "sentinel LSN beyond u64"),
+        (
+            r#"{"LSN": 18446744073709551616}"#,
+            "sentinel LSN beyond u64",
+        ),
         (r#"{"LSN": -1}"#, "negative LSN"),
         (r#"{"LSN": 1e400}"#, "number beyond f64"),
         (r#"{"LSN": 1.5}"#, "fraction"),
         (r#"{"PgVersion": 4294967296}"#, "PgVersion beyond u32"),
-        (r#"{"UncompressedSize": 9223372036854775808}"#, "size beyond i64"),
+        (
+            r#"{"UncompressedSize": 9223372036854775808}"#,
+            "size beyond i64",
+        ),
         (r#"{"DeltaCount": -3}"#, "negative count"),
         (r#"{"LSN": 1e5}"#, "exponent for an integer"),
     ] {
@@ -143,7 +161,10 @@ fn numbers_out_of_range_or_of_the_wrong_kind_are_refused() {
         r#"{"pg_version": -160004}"#,
         r#"{"compressed_size": 1e19}"#,
     ] {
-        assert!(ExtendedMetadata::from_json(doc.as_bytes()).is_err(), "{doc}");
+        assert!(
+            ExtendedMetadata::from_json(doc.as_bytes()).is_err(),
+            "{doc}"
+        );
     }
     let corrupt = r#"{"Files": {"/x": {"CorruptBlocks": {"SomeCorruptBlocks": [4294967296]}}}}"#;
     assert!(FilesMetadata::from_json(corrupt.as_bytes()).is_err());
@@ -180,7 +201,9 @@ fn wrong_types_are_refused_with_the_field_named() {
         r#"{"base_prefix": "/d", "tablespaces": ["1"], "1": "pg_tblspc/1"}"#,
         r#"{"base_prefix": "/d", "tablespaces": ["base_prefix"]}"#,
     ] {
-        let err = TablespaceSpec::from_json(doc.as_bytes()).unwrap_err().to_string();
+        let err = TablespaceSpec::from_json(doc.as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tablespace spec"), "{doc}: {err}");
     }
 }
@@ -204,7 +227,12 @@ fn duplicate_keys_are_refused_in_documents_and_last_wins_in_maps() {
     let files = FilesMetadata::from_json(doc.as_bytes()).unwrap();
     assert_eq!(files.files["/a"].updates_count, 2);
     let doc = r#"{"base_prefix": "/a", "base_prefix": "/b", "tablespaces": []}"#;
-    assert_eq!(TablespaceSpec::from_json(doc.as_bytes()).unwrap().base_prefix, "/b");
+    assert_eq!(
+        TablespaceSpec::from_json(doc.as_bytes())
+            .unwrap()
+            .base_prefix,
+        "/b"
+    );
 }
 
 #[test]
@@ -226,7 +254,10 @@ fn nul_bytes_are_refused_raw_and_kept_escaped() {
 
 #[test]
 fn invalid_utf8_and_lone_surrogates_are_refused() {
-    all_refuse(b"{\"Hostname\": \"\xff\xfe\"}", Some("invalid unicode code point"));
+    all_refuse(
+        b"{\"Hostname\": \"\xff\xfe\"}",
+        Some("invalid unicode code point"),
+    );
     all_refuse(b"{\"base_prefix\": \"\xc3\x28\"}", None);
     all_refuse(b"\xef\xbb\xbf{}", None); // a byte-order mark is not JSON either
     all_refuse(br#"{"Hostname": "\ud800"}"#, Some("lone leading surrogate"));
@@ -242,12 +273,17 @@ fn documents_cut_off_anywhere_are_refused() {
     all_refuse(long.as_bytes(), Some("EOF while parsing"));
     let spec = br#"{"base_prefix": "/var/lib/postgresql/16/main", "tablespaces": ["16400"], "16400": {"loc": "/mnt/ts1", "link": "pg_tblspc/16400"}}"#;
     for cut in 0..spec.len() {
-        assert!(TablespaceSpec::from_json(&spec[..cut]).is_err(), "cut at {cut}");
+        assert!(
+            TablespaceSpec::from_json(&spec[..cut]).is_err(),
+            "cut at {cut}"
+        );
     }
     let sentinel = include_bytes!("../fuzz/seeds/sentinel/spec-delta.json");
     let end = sentinel.iter().rposition(|&b| b == b'}').unwrap();
     for cut in 0..end {
-        let err = Sentinel::from_json(&sentinel[..cut]).unwrap_err().to_string();
+        let err = Sentinel::from_json(&sentinel[..cut])
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains('\n'));
     }
     assert!(Sentinel::from_json(sentinel).is_ok());

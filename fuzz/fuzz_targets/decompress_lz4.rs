@@ -21,6 +21,14 @@ fuzz_target!(|data: &[u8]| {
     encoder.write_all(&plain).expect("lz4 encoding into memory");
     let encoded = encoder.finish().expect("lz4 frame end");
     let again = walg_fuzz::decode(Decoder::Lz4, &encoded, 1 << 20);
-    assert!(again.error.is_none(), "walg's own frame does not decode: {:?}", again.error);
-    assert_eq!(again.kept.as_deref(), Some(&plain[..]), "lz4 round trip changed the data");
+    assert!(
+        again.error.is_none(),
+        "walg's own frame does not decode: {:?}",
+        again.error
+    );
+    assert_eq!(
+        again.kept.as_deref(),
+        Some(&plain[..]),
+        "lz4 round trip changed the data"
+    );
 });

@@ -17,5 +17,8 @@ fuzz_target!(|data: &[u8]| {
     let reread = FilesMetadata::from_json(&first).expect("walg reads what it wrote");
     assert_eq!(reread, files, "files_metadata.json changed on a round trip");
     let second = reread.to_json().expect("parsed files metadata serializes");
-    assert_eq!(first, second, "writing files_metadata.json is not a fixed point");
+    assert_eq!(
+        first, second,
+        "writing files_metadata.json is not a fixed point"
+    );
 });

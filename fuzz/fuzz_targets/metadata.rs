@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
     meta.is_permanent = !meta.is_permanent;
     let first = meta.to_json().expect("parsed metadata serializes");
     let reread = ExtendedMetadata::from_json(&first).expect("walg reads the metadata it wrote");
-    assert_eq!(reread.is_permanent, meta.is_permanent, "permanence lost on rewrite");
+    assert_eq!(
+        reread.is_permanent, meta.is_permanent,
+        "permanence lost on rewrite"
+    );
     let second = reread.to_json().expect("parsed metadata serializes");
     assert_eq!(
         String::from_utf8_lossy(&first),

@@ -29,7 +29,11 @@ fn check_key(key: &Key) {
             );
         }
     }
-    assert_eq!(Key::new(s).ok().as_ref(), Some(key), "Key::new is not idempotent");
+    assert_eq!(
+        Key::new(s).ok().as_ref(),
+        Some(key),
+        "Key::new is not idempotent"
+    );
 }
 
 fn check_name(line: &str) {
@@ -78,7 +82,11 @@ fn check_name(line: &str) {
             }
         }
     }
-    for (ext, decoder) in [("lz4", Decoder::Lz4), ("", Decoder::None), ("zst", Decoder::Zstd)] {
+    for (ext, decoder) in [
+        ("lz4", Decoder::Lz4),
+        ("", Decoder::None),
+        ("zst", Decoder::Zstd),
+    ] {
         if let Ok(key) = backup::tar_part_key(line, 7, ext) {
             check_key(&key);
         }
@@ -108,8 +116,8 @@ fn backups(keys: &[String]) -> Vec<BackupInfo> {
         };
         let segment = Segment::parse(wal_file_name(name), MIB16);
         let start_lsn = segment.map(|s| s.start_lsn() + 1).unwrap_or(i as u64);
-        let delta_from = BackupName::parse(name)
-            .and_then(|n| n.delta_base().map(|b| format!("base_{b}")));
+        let delta_from =
+            BackupName::parse(name).and_then(|n| n.delta_base().map(|b| format!("base_{b}")));
         out.push(BackupInfo {
             name: name.to_string(),
             sentinel_modified: Timestamp::from_second(1_700_000_000 + i as i64).expect("time"),
@@ -164,7 +172,10 @@ fn check_plans(keys: Vec<String>) {
             continue;
         };
         for key in &plan.delete_objects {
-            assert!(keys.contains(key), "the plan deletes {key:?}, which is not stored");
+            assert!(
+                keys.contains(key),
+                "the plan deletes {key:?}, which is not stored"
+            );
             assert!(
                 key.starts_with("basebackups_005/") || key.starts_with("wal_005/"),
                 "{rule:?} deletes {key:?} outside the two folders"

@@ -1,7 +1,8 @@
 //! The tar reader on an untrusted stream: `walg::archive::extract` into `<scratch>/target`,
-//! with a tablespace redirect to `<scratch>/ts`. Whatever the stream holds, nothing may appear
-//! in the scratch directory but those two, every written path is inside them and every
-//! symlink stays inside. The first byte picks the options and the read size.
+//! with a tablespace redirect (OID 16384, as in the seeds) to `<scratch>/ts`. Whatever the
+//! stream holds, nothing may appear in the scratch directory but those two, every written
+//! path is inside them and every symlink stays inside. The first byte picks the options and
+//! the read size.
 #![no_main]
 
 use std::io::{self, Read};
@@ -38,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
         skip_symlinks: flags & 2 != 0,
         redirects: if flags & 4 != 0 {
             vec![Redirect {
-                member_prefix: "pg_tblspc/16400".to_string(),
+                member_prefix: "pg_tblspc/16384".to_string(),
                 dir: ts.clone(),
             }]
         } else {
@@ -69,7 +70,10 @@ fuzz_target!(|data: &[u8]| {
                 "reported path {path:?} is outside the target"
             );
         }
-        assert!(report.bytes <= stream.len() as u64, "more bytes written than read");
+        assert!(
+            report.bytes <= stream.len() as u64,
+            "more bytes written than read"
+        );
     }
     if let Err(e) = &result {
         assert!(!e.to_string().contains('\n'), "multi-line error: {e}");

@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
     };
     match check_segment_header(name, head) {
         Ok(segment) => {
-            assert_eq!(segment.name(), name, "the header check accepted another segment");
+            assert_eq!(
+                segment.name(),
+                name,
+                "the header check accepted another segment"
+            );
             assert!(segment.size.is_power_of_two() && segment.size <= 1 << 32);
             assert!(segment.check_first_page(head).is_ok());
             assert!(segment.next().check_first_page(head).is_err());

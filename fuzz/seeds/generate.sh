@@ -102,26 +102,37 @@ python3 - "$nparts" "$SEEDS/tar_extract" "$OID" <<'PY'
 import os, sys
 src, dst, oid = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(dst, exist_ok=True)
-def members(data, limit):
-    """Bytes of whole members from the start, up to about `limit` bytes."""
-    off = 0
-    while off + 512 <= len(data) and off < limit:
+def members(data):
+    """(name, bytes) of each member: header, any extended headers before it, content."""
+    off, start = 0, 0
+    while off + 512 <= len(data):
         h = data[off:off + 512]
         if h == bytes(512):
-            break
+            return
         size = int(h[124:136].rstrip(b"\0 ").decode() or "0", 8)
         off += 512 + (size + 511) // 512 * 512
-    return data[:off] + bytes(1024)
+        if h[156:157] in (b"L", b"K", b"x"):
+            continue
+        yield h[:100].rstrip(b"\0").decode(errors="replace"), data[start:off]
+        start = off
+def cut(data, want, limit):
+    """The members `want` accepts, as long as they fit in `limit` bytes, and the end blocks."""
+    out = b""
+    for name, body in members(data):
+        if want(name) and len(out) + len(body) <= limit:
+            out += body
+    return out + bytes(1024)
 def write(name, flag, body):
     open(os.path.join(dst, name), "wb").write(bytes([flag]) + body)
 for f in sorted(os.listdir(src)):
     data = open(os.path.join(src, f), "rb").read()
     if f.startswith(("pg_control", "backup_label")):
         write(f, 0, data)
-    elif b"pg_tblspc/" + oid.encode() in data[:4096]:
-        write("tablespace-" + f, 7, members(data, 24 * 1024))
-    else:
-        write("first-members-" + f, 0, members(data, 24 * 1024))
+        continue
+    ts = lambda n: n.lstrip("/").startswith("pg_tblspc/" + oid)
+    if any(ts(n) for n, _ in members(data)):
+        write("tablespace-" + f, 7, cut(data, ts, 16 * 1024))
+    write("first-members-" + f, 0, cut(data, lambda n: not ts(n), 16 * 1024))
 PY
 for f in pg_control.tar backup_label.tar; do
   gzip -9 -c "$nparts/$f" >"$(out decompress_gzip "$f.gz")"
@@ -134,5 +145,8 @@ cat "$(out decompress_gzip pg_control.tar.gz)" "$(out decompress_gzip backup_lab
 for seg in $(ls "$DATA/pg_wal" | grep -E '^[0-9A-F]{24}$' | sort | head -4); do
   { printf '%s' "$seg"; head -c 512 "$DATA/pg_wal/$seg"; } >"$(out wal_header "$seg")"
 done
+# Paths of this throwaway cluster read as a fixed one, so that regenerated seeds differ only
+# where the backup does.
+grep -rlF "$work" "$SEEDS" | xargs -r sed -i "s|$work|/var/lib/walg|g"
 echo "tablespace OID $OID (tar_extract.rs redirects pg_tblspc/16384)"
 echo "seeds in $SEEDS: $(du -sh "$SEEDS" | cut -f1)"

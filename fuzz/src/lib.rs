@@ -29,9 +29,19 @@ pub fn drain(mut reader: impl Read, keep: usize) -> Drained {
     let mut len = 0u64;
     loop {
         match reader.read(&mut buf) {
-            Ok(0) => return Drained { len, kept, error: None },
+            Ok(0) => {
+                return Drained {
+                    len,
+                    kept,
+                    error: None,
+                };
+            }
             Ok(n) => {
-                assert!(n <= buf.len(), "read returned {n} for a buffer of {}", buf.len());
+                assert!(
+                    n <= buf.len(),
+                    "read returned {n} for a buffer of {}",
+                    buf.len()
+                );
                 len += n as u64;
                 if let Some(out) = kept.as_mut() {
                     if out.len() + n <= keep {
@@ -41,7 +51,11 @@ pub fn drain(mut reader: impl Read, keep: usize) -> Drained {
                     }
                 }
                 if len >= OUTPUT_CAP {
-                    return Drained { len, kept: None, error: None };
+                    return Drained {
+                        len,
+                        kept: None,
+                        error: None,
+                    };
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -49,7 +63,11 @@ pub fn drain(mut reader: impl Read, keep: usize) -> Drained {
                 // The fused decoder repeats its first error instead of a clean end.
                 let again = reader.read(&mut buf);
                 assert!(again.is_err(), "a decoder error was followed by {again:?}");
-                return Drained { len, kept: None, error: Some(e) };
+                return Drained {
+                    len,
+                    kept: None,
+                    error: Some(e),
+                };
             }
         }
     }
@@ -61,13 +79,20 @@ pub fn decode(decoder: Decoder, data: &[u8], keep: usize) -> Drained {
     let reader = match compression::decoder(decoder, io::Cursor::new(data.to_vec())) {
         Ok(r) => r,
         Err(e) => {
-            return Drained { len: 0, kept: None, error: Some(e) };
+            return Drained {
+                len: 0,
+                kept: None,
+                error: Some(e),
+            };
         }
     };
     let drained = drain(reader, keep);
     if let Some(e) = &drained.error {
         assert!(
-            matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof),
+            matches!(
+                e.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+            ),
             "decoder error of kind {:?}: {e}",
             e.kind()
         );
@@ -153,7 +178,10 @@ pub fn check_symlinks_inside(root: &Path, roots: &[&Path]) {
         };
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&path).expect("reading a symlink");
-            assert!(target.is_relative(), "absolute symlink {path:?} -> {target:?}");
+            assert!(
+                target.is_relative(),
+                "absolute symlink {path:?} -> {target:?}"
+            );
             let resolved = lexical_join(path.parent().unwrap_or(root), &target);
             assert!(
                 roots.iter().any(|r| resolved.starts_with(r)),
