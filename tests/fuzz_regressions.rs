@@ -4,6 +4,8 @@
 //! `fuzz/` found. Each must give a clear one-line error (or a defined value), never a panic,
 //! a stack overflow or memory out of proportion to the input.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use walg::config::sources::RawConfig;
