@@ -34,7 +34,10 @@ fuzz_target!(|data: &[u8]| {
     let schedule = match Schedule::parse(expression, tz) {
         Ok(s) => s,
         Err(e) => {
-            assert!(!e.to_string().contains('\n'), "multi-line error: {e}");
+            // The error quotes the expression, which comes from the user's own settings.
+            if !expression.contains(['\n', '\r']) {
+                assert!(!e.to_string().contains('\n'), "multi-line error: {e}");
+            }
             return;
         }
     };

@@ -26,7 +26,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(segment.next().check_first_page(head).is_err());
             assert_eq!(Segment::parse(name, segment.size), Some(segment));
         }
-        Err(e) => assert!(!e.contains('\n'), "multi-line error: {e}"),
+        // The error quotes the name, which PostgreSQL gives (`%f`), not storage.
+        Err(e) => assert!(
+            name.contains('\n') || !e.contains('\n'),
+            "multi-line error: {e}"
+        ),
     }
     for size in [1u64 << 20, 16 << 20, 1 << 30, 1 << 32, 3 << 20, 0, u64::MAX] {
         if let Some(segment) = Segment::parse(name, size) {
