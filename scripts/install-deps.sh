@@ -53,3 +53,9 @@ if ! command -v cargo-deny >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo-den
   echo "installing cargo-deny $CARGO_DENY_VERSION (licence, ban and source checks)"
   CARGO_TARGET_DIR="${TMPDIR:-/tmp}/cargo-deny-build" cargo install -q "cargo-deny@$CARGO_DENY_VERSION" --locked
 fi
+
+# cargo-fuzz, for scripts/fuzz.sh (the fuzz targets themselves build with the nightly toolchain).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz 0.13.2 (scripts/fuzz.sh)"
+  CARGO_TARGET_DIR="${TMPDIR:-/tmp}/cargo-fuzz-build" cargo install -q cargo-fuzz@0.13.2 --locked
+fi

@@ -56,12 +56,19 @@ impl<W: Write> Write for LzmaWriter<W> {
     }
 }
 
+/// The most memory a decoder may take: room for a 64 MiB dictionary (`xz --format=lzma -9`)
+/// and the decoder state. The header of an object names its dictionary size, up to 4 GiB;
+/// a larger one than this is refused as corrupt ("memory limit reached") instead of being
+/// allocated.
+pub const DECODER_MEMORY_LIMIT: u64 = 65 * 1024 * 1024;
+
 /// Streaming decoder of the alone format, with known or unknown size. Truncation is
 /// `UnexpectedEof` ("premature eof"), corrupt data an error from liblzma.
 ///
-/// Memory: the dictionary size the header names (8 MiB for WAL-G's files) plus about 30 KiB
-/// of decoder state and a 32 KiB input buffer; measured about 8.3 MiB.
+/// Memory: the dictionary size the header names (8 MiB for WAL-G's files, at most 64 MiB:
+/// [`DECODER_MEMORY_LIMIT`]) plus about 30 KiB of decoder state and a 32 KiB input buffer;
+/// measured about 8.3 MiB for WAL-G's files.
 pub fn reader<R: Read>(inner: R) -> io::Result<impl Read> {
-    let stream = Stream::new_lzma_decoder(u64::MAX).map_err(lzma_err)?;
+    let stream = Stream::new_lzma_decoder(DECODER_MEMORY_LIMIT).map_err(lzma_err)?;
     Ok(XzDecoder::new_stream(inner, stream))
 }

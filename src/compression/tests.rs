@@ -228,6 +228,36 @@ fn lzma_header_is_walgs() {
     );
 }
 
+/// The header of an LZMA object names the dictionary the decoder allocates, up to 4 GiB: a
+/// hostile or corrupt object must not get that allocation. Up to 64 MiB (`xz -9`) decodes.
+#[test]
+fn an_lzma_header_naming_a_huge_dictionary_is_refused_before_allocating_it() {
+    let plain = data(100_000, 5, 1);
+    let stream = encode(Method::Lzma, &plain);
+    let with_dict = |size: u32| {
+        let mut s = stream.clone();
+        s[1..5].copy_from_slice(&size.to_le_bytes());
+        s
+    };
+    for size in [1 << 20, 64 << 20] {
+        let mut out = Vec::new();
+        decoder(Decoder::Lzma, io::Cursor::new(with_dict(size)))
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, plain, "dictionary of {size} bytes");
+    }
+    for size in [128 << 20, u32::MAX] {
+        let mut out = Vec::new();
+        let err = decoder(Decoder::Lzma, io::Cursor::new(with_dict(size)))
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(err.to_string(), "lzma: memory limit reached");
+    }
+}
+
 /// The zstd frame header: magic, a content checksum, no content size, a window of at most
 /// 8 MiB.
 #[test]

@@ -227,7 +227,7 @@ impl Settings {
         let upload_concurrency = r.count("WALG_UPLOAD_CONCURRENCY")?.max(1);
         let compression = compression(&r)?;
         let storage = storage(&r, raw, upload_concurrency)?;
-        let segment_mib = r.int("WALG_PG_WAL_SIZE")?.unwrap_or(16);
+        let segment_size = wal_segment_size(&r)?;
         Ok(Settings {
             storage,
             compression,
@@ -238,7 +238,7 @@ impl Settings {
                 total_bg_uploaded_limit: r.count("TOTAL_BG_UPLOADED_LIMIT")?,
                 ready_rename: r.bool("PG_READY_RENAME")?,
                 prefetch_dir: r.path("WALG_PREFETCH_DIR")?,
-                segment_size: u64::try_from(segment_mib).unwrap_or(16) * 1024 * 1024,
+                segment_size,
             },
             pg: PgSettings {
                 data: r.path("PGDATA")?,
@@ -345,6 +345,25 @@ fn refuse_unsupported(raw: &RawConfig) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// `WALG_PG_WAL_SIZE` in bytes: what PostgreSQL allows (`initdb --wal-segsize`), a power of
+/// two from 1 to 1024 MiB. Anything else names no real segment size (and a huge value would
+/// overflow the byte count).
+fn wal_segment_size(r: &Resolver<'_>) -> Result<u64, ConfigError> {
+    const MIB: u64 = 1024 * 1024;
+    let Some((d, v)) = r.raw("WALG_PG_WAL_SIZE")? else {
+        return Ok(16 * MIB);
+    };
+    let mib = r.int("WALG_PG_WAL_SIZE")?.unwrap_or(16);
+    match u64::try_from(mib) {
+        Ok(mib) if mib.is_power_of_two() && mib <= 1024 => Ok(mib * MIB),
+        _ => Err(ConfigError::new(
+            d,
+            &v,
+            "expected a power of two from 1 to 1024 (MiB)",
+        )),
+    }
 }
 
 fn compression(r: &Resolver<'_>) -> Result<CompressionSettings, ConfigError> {
@@ -501,6 +520,26 @@ mod tests {
             matches!(s.storage, Some(StorageSettings::Fs(FsSettings { ref root })) if root == &PathBuf::from("/backups"))
         );
         assert!(resolve(&[]).unwrap().storage.is_none());
+    }
+
+    #[test]
+    fn a_wal_size_is_a_power_of_two_up_to_1024_mib_and_never_overflows() {
+        let size = |v: &str| resolve(&[("WALG_PG_WAL_SIZE", v)]).map(|s| s.wal.segment_size);
+        assert_eq!(size("1").unwrap(), 1 << 20);
+        assert_eq!(size("64").unwrap(), 64 << 20);
+        assert_eq!(size("1024").unwrap(), 1 << 30);
+        // 2^44 MiB is 2^64 bytes: the byte count used to overflow.
+        for bad in [
+            "17592186044416",
+            "9223372036854775807",
+            "2048",
+            "3",
+            "0",
+            "-16",
+        ] {
+            let err = size(bad).unwrap_err().to_string();
+            assert!(err.contains("WALG_PG_WAL_SIZE"), "{bad}: {err}");
+        }
     }
 
     #[test]

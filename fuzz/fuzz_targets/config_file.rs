@@ -1,0 +1,28 @@
+//! The JSON config file (`--config`, `WALG_CONFIG_PATH`, `~/.walg.json`) and the settings it
+//! resolves to: any file content gives settings or a one-line error.
+#![no_main]
+
+use std::collections::BTreeMap;
+
+use libfuzzer_sys::fuzz_target;
+use walg::config::Settings;
+use walg::config::sources::RawConfig;
+use walg_fuzz::ScratchDir;
+
+fuzz_target!(|data: &[u8]| {
+    let scratch = ScratchDir::new();
+    let path = scratch.path().join("walg.json");
+    std::fs::write(&path, data).expect("writing the config file");
+    let raw = match RawConfig::load(BTreeMap::new(), BTreeMap::new(), Some(path)) {
+        Ok(raw) => raw,
+        Err(e) => {
+            assert!(!e.to_string().contains('\n'), "multi-line error: {e}");
+            return;
+        }
+    };
+    let _ = Settings::ignored_but_set(&raw);
+    let _ = walg::config::log_settings(&raw);
+    if let Err(e) = Settings::resolve(&raw) {
+        assert!(!e.to_string().contains('\n'), "multi-line error: {e}");
+    }
+});

@@ -1,0 +1,10 @@
+//! The lzma decoder through `walg::compression::decoder` (with its uniform error rules), read
+//! to the end or to 64 MiB of output.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use walg::compression::Decoder;
+
+fuzz_target!(|data: &[u8]| {
+    walg_fuzz::decode(Decoder::Lzma, data, 0);
+});
