@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, documentation, licences and sources, unit tests, storage
 # conformance (memory, local folder, S3 on a loopback s3s-fs server), codec interop against the
-# reference tools, and end-to-end tests against a real PostgreSQL 15. Installs what it needs
-# first.
+# reference tools, end-to-end tests against a real PostgreSQL 15, the fault and crash harnesses,
+# and a bounded run of every fuzz target. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,3 +21,5 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --locked --no-fail-fast "$@"
 fi
+# Every fuzz target for a bounded time (scripts/fuzz.sh --seconds 600 for a longer run).
+scripts/fuzz.sh --seconds 15 --jobs 2

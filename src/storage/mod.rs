@@ -289,7 +289,14 @@ pub enum StorageSettings {
 pub async fn from_settings(settings: &StorageSettings) -> Result<Arc<dyn Storage>, StorageError> {
     match settings {
         StorageSettings::Fs(fs_settings) => Ok(Arc::new(fs::FsStorage::new(fs_settings.clone()))),
+        #[cfg(feature = "s3")]
         StorageSettings::S3(s3_settings) => Ok(Arc::new(s3::S3Storage::new(s3_settings).await?)),
+        #[cfg(not(feature = "s3"))]
+        StorageSettings::S3(_) => Err(StorageError::Refused {
+            op: "configure",
+            key: String::new(),
+            message: "this walg was built without S3 support (the `s3` feature)".to_string(),
+        }),
     }
 }
 
