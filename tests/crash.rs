@@ -44,6 +44,10 @@ use harness::{
 const HANG: Duration = Duration::from_secs(120);
 /// Deadline for PostgreSQL to archive what the test waits for.
 const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long PostgreSQL's archiver may take to start the next archive_command: after failures
+/// it may sleep a minute between rounds (and a restarted archiver waits as long), which is
+/// PostgreSQL's pace, not a hang of walg.
+const ARCHIVER_IDLE: Duration = Duration::from_secs(300);
 /// Every this many runs, a complete backup is restored for real.
 const FETCH_EVERY: usize = 5;
 
@@ -167,6 +171,7 @@ fn archive_wrapper(ctl: &Path, walg_line: &str) -> PathBuf {
          id=-\n\
          if [ -f \"$ctl/delay\" ]; then read d id < \"$ctl/delay\"; rm -f \"$ctl/delay\"; fi\n\
          start=$(date +%s%N)\n\
+         echo \"$1 $id\" >> \"$ctl/started\"\n\
          {walg_line} &\n\
          pid=$!\n\
          killer=\n\
@@ -188,6 +193,13 @@ fn archive_wrapper(ctl: &Path, walg_line: &str) -> PathBuf {
     assert!(out.success());
     hand_to_pg_user(&script);
     script
+}
+
+/// True once the wrapper started the attempt that took the delay `id`.
+fn started(ctl: &Path, id: &str) -> bool {
+    fs::read_to_string(ctl.join("started"))
+        .map(|text| text.lines().any(|line| line.rsplit(' ').next() == Some(id)))
+        .unwrap_or(false)
 }
 
 /// One line of the wrapper's log.
@@ -273,22 +285,37 @@ fn wal_push_under_archiver(command: &str, settings: Vec<(String, String)>, stora
         fs::write(&file, format!("{:.6} {id}\n", delay.as_secs_f64())).expect("write delay");
         make_segments(&pg, 1 + rng.below(2));
         let waited = Instant::now();
+        let mut started_at: Option<Instant> = None;
         let attempt = loop {
             if let Some(a) = attempts(ctl.path()).into_iter().find(|a| a.id == id) {
-                break Some(a);
+                break Ok(a);
             }
-            if waited.elapsed() > HANG {
-                break None;
+            if started_at.is_none() && started(ctl.path(), &id) {
+                started_at = Some(Instant::now());
             }
-            std::thread::sleep(Duration::from_millis(10));
+            match started_at {
+                // walg runs and does not end: a hang.
+                Some(at) if at.elapsed() > HANG => {
+                    break Err(format!("a wal-push ran for over {HANG:?}"));
+                }
+                // PostgreSQL ran no archive_command at all for this long.
+                None if waited.elapsed() > ARCHIVER_IDLE => {
+                    break Err(format!(
+                        "PostgreSQL started no archive_command within {ARCHIVER_IDLE:?}\n{}",
+                        pg.log_tail()
+                    ));
+                }
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
         };
-        let Some(attempt) = attempt else {
-            tally.hangs += 1;
-            tally.violation(format!(
-                "round {round}: no wal-push attempt ended within {HANG:?}"
-            ));
-            let _ = fs::remove_file(&file);
-            break;
+        let attempt = match attempt {
+            Ok(attempt) => attempt,
+            Err(why) => {
+                tally.hangs += 1;
+                tally.violation(format!("round {round}: {why}"));
+                let _ = fs::remove_file(&file);
+                break;
+            }
         };
         tally.ran(attempt.took);
         match attempt.rc {

@@ -30,7 +30,7 @@ pub fn report(err: &anyhow::Error) {
                 .find_map(|e| e.downcast_ref::<StorageError>())
                 .and_then(storage_hint)
         });
-    let message = chain_message(err);
+    let message = one_line(&chain_message(err));
     let level = tracing::Level::ERROR;
     if super::logging::is_json() {
         match &hint {
@@ -45,7 +45,7 @@ pub fn report(err: &anyhow::Error) {
         "{}: {} {}",
         super::logging::prefix(level),
         super::logging::timestamp(),
-        message.replace('\n', " ")
+        message
     );
     if let Some(hint) = hint {
         let _ = writeln!(stderr, "HINT: {hint}");
@@ -69,6 +69,21 @@ fn chain_message(err: &anyhow::Error) -> String {
         previous = text;
     }
     message
+}
+
+/// The message on one line with no control characters: errors may quote bytes of a hostile
+/// object (a tar header, a file name), which must not move the cursor, recolour or forge
+/// log lines. Line breaks become spaces, other control characters `\u{..}` escapes.
+fn one_line(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for c in message.chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub fn code(code: u8) -> ExitCode {
@@ -122,6 +137,17 @@ mod tests {
         assert_eq!(
             chain_message(&err),
             "restoring 'part_001.tar.lz4': reading 'part_001.tar.lz4': stream ends early"
+        );
+    }
+
+    #[test]
+    fn control_characters_from_an_object_never_reach_the_terminal() {
+        let quoted = "numeric field was not a number: \u{1b}[31mred\u{7}\r\nERROR: forged";
+        let line = one_line(quoted);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert_eq!(
+            line,
+            "numeric field was not a number: \\u{1b}[31mred\\u{7}  ERROR: forged"
         );
     }
 
