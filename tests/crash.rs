@@ -48,6 +48,8 @@ const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(120);
 /// it may sleep a minute between rounds (and a restarted archiver waits as long), which is
 /// PostgreSQL's pace, not a hang of walg.
 const ARCHIVER_IDLE: Duration = Duration::from_secs(300);
+/// While no attempt has started, new WAL is made this often to wake PostgreSQL's archiver.
+const NUDGE_EVERY: Duration = Duration::from_secs(10);
 /// Every this many runs, a complete backup is restored for real.
 const FETCH_EVERY: usize = 5;
 
@@ -286,6 +288,7 @@ fn wal_push_under_archiver(command: &str, settings: Vec<(String, String)>, stora
         make_segments(&pg, 1 + rng.below(2));
         let waited = Instant::now();
         let mut started_at: Option<Instant> = None;
+        let mut nudged = Duration::ZERO;
         let attempt = loop {
             if let Some(a) = attempts(ctl.path()).into_iter().find(|a| a.id == id) {
                 break Ok(a);
@@ -305,7 +308,15 @@ fn wal_push_under_archiver(command: &str, settings: Vec<(String, String)>, stora
                         pg.log_tail()
                     ));
                 }
-                _ => std::thread::sleep(Duration::from_millis(10)),
+                _ => {
+                    // An archiver that gave up after failures waits for new WAL: give it some
+                    // every 10 s (walg's own hangs are caught above, once an attempt started).
+                    if started_at.is_none() && waited.elapsed() > nudged + NUDGE_EVERY {
+                        nudged = waited.elapsed();
+                        make_segments(&pg, 1);
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
             }
         };
         let attempt = match attempt {
