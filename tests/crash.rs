@@ -338,6 +338,20 @@ fn wal_push_under_archiver(command: &str, settings: Vec<(String, String)>, stora
                     tally.midway += 1;
                 }
                 temps_seen = temps;
+                // The next delay waits for a successful attempt: a segment whose three
+                // attempts in a row are killed makes PostgreSQL's archiver pause.
+                let ok_before = attempts(ctl.path()).iter().filter(|a| a.rc == 0).count();
+                let since = Instant::now();
+                let mut nudged = Duration::ZERO;
+                while attempts(ctl.path()).iter().filter(|a| a.rc == 0).count() == ok_before
+                    && since.elapsed() < ARCHIVER_IDLE
+                {
+                    if since.elapsed() > nudged + NUDGE_EVERY {
+                        nudged = since.elapsed();
+                        make_segments(&pg, 1);
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
             }
             rc => tally.violation(format!(
                 "wal-push {} exited {rc} on its own (round {round})",
