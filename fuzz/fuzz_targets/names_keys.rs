@@ -68,7 +68,7 @@ fn check_name(line: &str) {
         backup::backup_folder,
         backup::metadata_key,
         backup::files_metadata_key,
-        backup::in_progress_marker_key,
+        |name: &str| backup::in_progress_marker_key(name, "0123456789abcdef"),
         backup::tar_partitions_folder,
     ]
     .iter()
