@@ -284,7 +284,11 @@ fn wal_push_under_archiver(command: &str, settings: Vec<(String, String)>, stora
         let delay = rng.delay(tally.typical);
         let id = format!("r{round}");
         let file = ctl.path().join("delay");
-        fs::write(&file, format!("{:.6} {id}\n", delay.as_secs_f64())).expect("write delay");
+        // Written whole, then renamed: the wrapper may read the file at any moment, and a
+        // half-written one would lose the round's id.
+        let partial = ctl.path().join("delay.partial");
+        fs::write(&partial, format!("{:.6} {id}\n", delay.as_secs_f64())).expect("write delay");
+        fs::rename(&partial, &file).expect("place delay");
         make_segments(&pg, 1 + rng.below(2));
         let waited = Instant::now();
         let mut started_at: Option<Instant> = None;
