@@ -3,7 +3,7 @@
 # backup / restore and `pg_basebackup -Ft`, on the same throwaway PostgreSQL 15 cluster and data.
 #
 # Usage: scripts/bench-backup.sh [--scale N] [--realistic-mb N] [--reps N] [--rss-scales "A B"]
-#                                [--quick] [--walg PATH] [--verify-start] [--keep]
+#                                [--quick] [--walg PATH] [--baseline PATH] [--verify-start] [--keep]
 #
 #   --scale N          pgbench scale of the first dataset (default 50, about 750 MiB)
 #   --realistic-mb N   size of the second dataset, in MiB of database (default 700)
@@ -13,6 +13,10 @@
 #                      follows the database size (default "10 100"; "" for none)
 #   --quick            skip the extra walg-only runs (same as --rss-scales "")
 #   --walg PATH        walg binary to use (default: `cargo build --release`, then target/release/walg)
+#   --baseline PATH    a second walg binary (for example the last release, or main before a change)
+#                      timed in the same repetitions, alternating with the others, so that a
+#                      change is compared with its baseline on the same data and the same machine
+#                      state; prints walg's time over the baseline's per operation
 #   --verify-start     also start every restored cluster (recovering its WAL from walg's archive)
 #                      and count the rows of the main table; not timed
 #   --keep             keep the work directory (printed at the end) instead of deleting it
@@ -48,6 +52,7 @@ REALISTIC_MB=700
 REPS=3
 RSS_SCALES="10 100"
 WALG=""
+BASELINE=""
 KEEP=0
 VERIFY_START=0
 PGBIN=/usr/lib/postgresql/15/bin
@@ -92,6 +97,11 @@ while [[ $# -gt 0 ]]; do
         WALG=$2
         shift 2
         ;;
+    --baseline)
+        [[ $# -ge 2 ]] || die "--baseline needs a path"
+        BASELINE=$2
+        shift 2
+        ;;
     --verify-start)
         VERIFY_START=1
         shift
@@ -130,6 +140,10 @@ if [[ -z "$WALG" ]]; then
 fi
 [[ -x "$WALG" ]] || die "walg binary not found or not executable: $WALG"
 WALG=$(realpath "$WALG")
+if [[ -n "$BASELINE" ]]; then
+    [[ -x "$BASELINE" ]] || die "baseline binary not found or not executable: $BASELINE"
+    BASELINE=$(realpath "$BASELINE")
+fi
 PGBR_VERSION=$(pgbackrest version | awk '{ print $2 }')
 
 # --- work directory and cleanup -------------------------------------------------------------------
@@ -164,6 +178,10 @@ mkdir -p "$WORK"/{home,logs,bin,walg-repo} "$WORK"/pgbr/{repo,log,lock,spool}
 : >"$RESULTS"
 cp "$WALG" "$WORK/bin/walg"
 chmod 755 "$WORK/bin/walg"
+if [[ -n "$BASELINE" ]]; then
+    cp "$BASELINE" "$WORK/bin/walg-baseline"
+    chmod 755 "$WORK/bin/walg-baseline"
+fi
 chown -R postgres:postgres "$WORK"
 
 psql_() { as_pg "$PGBIN/psql" -XAtq -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -U postgres -d postgres "$@"; }
@@ -312,26 +330,30 @@ record() { echo "$DS $*" >>"$RESULTS"; } # record <tool> <op> <rep> <secs> <rss_
 WALG_ENV=(WALG_FILE_PREFIX="$STORE" PGHOST="$WORK" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres)
 
 # --- the runs --------------------------------------------------------------------------------------
+# run_walg <rep> [tool]: backup-push and backup-fetch with $WORK/bin/<tool> (default walg).
 run_walg() {
-    local rep=$1 secs rss cpu rc log stored
-    log=$WORK/logs/$DS-walg-backup-$rep.log
-    read -r secs rss cpu rc < <(timed "$log" "${WALG_ENV[@]}" "$WORK/bin/walg" backup-push "$DATA")
-    check_run "walg backup-push ($DS, rep $rep)" "$rc" "$log"
+    local rep=$1 tool=${2:-walg} secs rss cpu rc log stored
+    local bin=$WORK/bin/$tool
+    log=$WORK/logs/$DS-$tool-backup-$rep.log
+    read -r secs rss cpu rc < <(timed "$log" "${WALG_ENV[@]}" "$bin" backup-push "$DATA")
+    check_run "$tool backup-push ($DS, rep $rep)" "$rc" "$log"
     compgen -G "$STORE/basebackups_005/*_backup_stop_sentinel.json" >/dev/null ||
         die "walg backup-push exited 0 but wrote no sentinel"
     stored=$(bytes_of "$STORE/basebackups_005")
-    record walg backup "$rep" "$secs" "$rss" "$stored" "$cpu"
+    record "$tool" backup "$rep" "$secs" "$rss" "$stored" "$cpu"
     sync
 
     fresh_restore_dir
-    log=$WORK/logs/$DS-walg-restore-$rep.log
-    read -r secs rss cpu rc < <(timed "$log" WALG_FILE_PREFIX="$STORE" "$WORK/bin/walg" backup-fetch "$RESTORE" LATEST)
-    check_run "walg backup-fetch ($DS, rep $rep)" "$rc" "$log"
-    record walg restore "$rep" "$secs" "$rss" - "$cpu"
-    verify_restore "walg backup-fetch ($DS, rep $rep)"
+    log=$WORK/logs/$DS-$tool-restore-$rep.log
+    read -r secs rss cpu rc < <(timed "$log" WALG_FILE_PREFIX="$STORE" "$bin" backup-fetch "$RESTORE" LATEST)
+    check_run "$tool backup-fetch ($DS, rep $rep)" "$rc" "$log"
+    record "$tool" restore "$rep" "$secs" "$rss" - "$cpu"
+    verify_restore "$tool backup-fetch ($DS, rep $rep)"
     rm -rf "$RESTORE" "$STORE/basebackups_005"
     sync
 }
+
+run_baseline() { run_walg "$1" walg-baseline; }
 
 run_pgbackrest() {
     local rep=$1 secs rss cpu rc log stored set
@@ -436,6 +458,9 @@ bench_dataset() {
     local rep tools tool
     for ((rep = 1; rep <= REPS; rep++)); do
         if ((rep % 2 == 1)); then tools="walg pgbackrest basebackup"; else tools="basebackup pgbackrest walg"; fi
+        if [[ -n "$BASELINE" ]]; then
+            if ((rep % 2 == 1)); then tools="$tools baseline"; else tools="baseline $tools"; fi
+        fi
         for tool in $tools; do
             echo "  rep $rep: $tool" >&2
             "run_$tool" "$rep"
@@ -483,6 +508,7 @@ verdict() { calc "print ($1) ? \"PASS\" : \"MISS\""; }
 tool_name() {
     case "$1" in
     walg) echo walg ;;
+    walg-baseline) echo "walg (baseline)" ;;
     pgbackrest) echo "pgBackRest $PGBR_VERSION" ;;
     pg_basebackup) echo "pg_basebackup -Ft" ;;
     esac
@@ -499,7 +525,9 @@ while read -r ds bytes desc; do
     printf '%-20s %-8s %9s %9s %8s %14s %11s %7s\n' tool operation "median s" "MiB/s" "CPU s" "peak RSS MiB" \
         "stored MiB" ratio
     declare -A S=() R=()
-    for key in walg:backup walg:restore pgbackrest:backup pgbackrest:restore pg_basebackup:backup; do
+    keys="walg:backup walg:restore pgbackrest:backup pgbackrest:restore pg_basebackup:backup"
+    [[ -z "$BASELINE" ]] || keys="$keys walg-baseline:backup walg-baseline:restore"
+    for key in $keys; do
         tool=${key%%:*} op=${key#*:}
         secs=$(med "$ds" "$tool" "$op" $SECS)
         rss=$(med "$ds" "$tool" "$op" $RSS)
@@ -528,6 +556,17 @@ while read -r ds bytes desc; do
     printf 'walg backup throughput / pg_basebackup -Ft     = %6sx   target >= 2    %s\n' "$r2" "$(verdict "$r2 >= 2")"
     printf 'walg restore throughput / pgBackRest restore   = %6sx   target >= 3    %s\n' "$r3" "$(verdict "$r3 >= 3")"
     printf 'walg peak RSS (highest of all its runs)        = %6s MiB target <= 32 %s\n' "$rss_max" "$(verdict "$rss_max <= 32")"
+    if [[ -n "$BASELINE" ]]; then
+        # Below 1 is faster than the baseline; the pgBackRest ratios of both show the machine's drift.
+        b1=$(calc "printf \"%.2f\", ${S[walg:backup]} / ${S[walg-baseline:backup]}")
+        b2=$(calc "printf \"%.2f\", ${S[walg:restore]} / ${S[walg-baseline:restore]}")
+        b3=$(calc "printf \"%.2f\", ${S[pgbackrest:backup]} / ${S[walg-baseline:backup]}")
+        b4=$(calc "printf \"%.2f\", ${S[pgbackrest:restore]} / ${S[walg-baseline:restore]}")
+        brss=$(calc "printf \"%.1f\", $(maxof "$ds" walg-baseline $RSS) / 1024")
+        printf 'walg seconds / baseline seconds, backup        = %6s    (baseline vs pgBackRest: %sx)\n' "$b1" "$b3"
+        printf 'walg seconds / baseline seconds, restore       = %6s    (baseline vs pgBackRest: %sx)\n' "$b2" "$b4"
+        printf 'baseline peak RSS (highest of all its runs)    = %6s MiB\n' "$brss"
+    fi
     unset S R
 done <"$WORK/datasets"
 
