@@ -870,11 +870,14 @@ fn no_function_in_src_is_longer_than_80_lines_unless_listed() {
         doc.lines().any(|l| l.trim_end() == LONG_FUNCTIONS_HEADING),
         "{LONG_FUNCTIONS_DOC} has no \"{LONG_FUNCTIONS_HEADING}\" section"
     );
-    let exceptions = listed_exceptions(&doc)
-        .unwrap_or_else(|e| panic!("{LONG_FUNCTIONS_DOC}:{e}"));
+    let exceptions = listed_exceptions(&doc).unwrap_or_else(|e| panic!("{LONG_FUNCTIONS_DOC}:{e}"));
     let sources = crate_sources();
     let measured = fn_lengths(&sources);
-    assert!(measured.len() > 500, "found only {} functions", measured.len());
+    assert!(
+        measured.len() > 500,
+        "found only {} functions",
+        measured.len()
+    );
     let found = check_lengths(&sources, &exceptions);
     let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
     assert!(found.is_empty(), "long functions:\n{}", lines.join("\n"));
@@ -882,7 +885,10 @@ fn no_function_in_src_is_longer_than_80_lines_unless_listed() {
 
 /// A function of `body_lines` lines of body, plus its `fn` line and closing brace.
 fn function_text(name: &str, body_lines: usize) -> String {
-    format!("fn {name}() {{\n{}}}\n", "    let _ = 1;\n".repeat(body_lines))
+    format!(
+        "fn {name}() {{\n{}}}\n",
+        "    let _ = 1;\n".repeat(body_lines)
+    )
 }
 
 fn length_messages(path: &str, text: &str, exceptions: &[Exception]) -> Vec<String> {
@@ -916,7 +922,10 @@ fn a_function_of_81_lines_fails_and_one_of_80_passes() {
         "{found:?}"
     );
     let fits = function_text("fits", MAX_FN_LINES - 2);
-    assert_eq!(length_messages("src/ops/x.rs", &fits, &[]), Vec::<String>::new());
+    assert_eq!(
+        length_messages("src/ops/x.rs", &fits, &[]),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -947,7 +956,11 @@ fn long_methods_test_functions_and_nested_functions_fail_too() {
 fn a_listed_long_function_passes_and_a_stale_listing_fails() {
     let long = function_text("table", MAX_FN_LINES);
     assert_eq!(
-        length_messages("src/config/registry.rs", &long, &[exception("config::registry::table")]),
+        length_messages(
+            "src/config/registry.rs",
+            &long,
+            &[exception("config::registry::table")]
+        ),
         Vec::<String>::new()
     );
     let short = function_text("table", 3);

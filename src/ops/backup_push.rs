@@ -69,8 +69,7 @@ pub async fn run(
     let label = backup_label();
     // The in-progress marker tells `delete` and other backup-pushes that this backup is being
     // written, until it is complete.
-    let (session, name, marker) =
-        claim_name(ctx, server.conn, &label, server.segment_size).await?;
+    let (session, name, marker) = claim_name(ctx, server.conn, &label, server.segment_size).await?;
     let start = session.start().clone();
     tracing::info!(
         "starting backup '{name}' of '{}' at LSN {}",

@@ -236,7 +236,7 @@ pub(super) fn target(
         .enumerate()
         .map(|(i, b)| (b.name.as_str(), i))
         .collect();
-    let selected = selected(backups, &by_name, selector)?;
+    let selected = selected_backup(backups, &by_name, selector)?;
     let root = if find_full {
         chain_root(backups, &by_name, selected, notes)
     } else {
@@ -261,7 +261,7 @@ pub(super) fn target(
 
 /// The backup `selector` names: by name (`LATEST`: the newest sentinel) or by its user data,
 /// which must match exactly one.
-fn selected(
+fn selected_backup(
     backups: &[BackupInfo],
     by_name: &BTreeMap<&str, usize>,
     selector: &TargetSelector,

@@ -227,7 +227,10 @@ fn web_identity_provider<'c>(
             session_name,
         })
         .build();
-    Some((SharedCredentialsProvider::new(provider), token_file))
+    Some((
+        SharedCredentialsProvider::new(provider),
+        token_file.as_path(),
+    ))
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
