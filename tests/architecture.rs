@@ -943,13 +943,15 @@ fn long_methods_test_functions_and_nested_functions_fail_too() {
         "`archive::reader::provided`",
         "`archive::reader::tests::a_case`",
         "`archive::reader::inner`",
+        // It holds `inner`, so it is long too.
+        "`archive::reader::outer`",
     ] {
         assert!(
             found.iter().any(|m| m.contains(name)),
             "{name} not flagged: {found:?}"
         );
     }
-    assert_eq!(found.len(), 4, "{found:?}");
+    assert_eq!(found.len(), 5, "{found:?}");
 }
 
 #[test]
