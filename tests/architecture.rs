@@ -9,8 +9,11 @@
 //! layering like any other code. Clippy's `disallowed-methods` (clippy.toml) guards the same
 //! functions at compile time; `cli` allows them.
 //!
-//! The tests at the end of this file feed the checker one violation of each kind and see it
-//! fail.
+//! The tests after the checker feed it one violation of each kind and see it fail.
+//!
+//! The last part of the file measures functions: none in `src` is longer than 80 lines unless
+//! `docs/architecture.md` lists it under "Long functions" (tables only); its tests feed it long
+//! functions of each kind and stale listings.
 
 #![allow(clippy::unwrap_used)]
 
@@ -668,4 +671,329 @@ fn a_top_level_module_missing_from_the_table_fails() {
         "use crate::shiny::thing;",
         "`shiny` (`crate::shiny::thing`) is not in the layering table",
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Function length: every `fn` in src (free functions, impl and trait methods, test functions,
+// functions nested in functions) has at most [`MAX_FN_LINES`] lines, from the line of its `fn`
+// keyword to the line of its closing brace. A longer one (a table) must be listed, with the
+// reason, under [`LONG_FUNCTIONS_HEADING`] in [`LONG_FUNCTIONS_DOC`]; a listed one that is gone
+// or no longer long fails too. A function is named by its module path and its own name
+// (`archive::reader::extract_member` for a method of a type in `src/archive/reader.rs`;
+// inline modules count: `retention::tests::cases::delta_chains`). Functions written inside
+// macro invocations (`proptest! { .. }`) are not parsed and not measured.
+
+/// The most lines a function may have.
+const MAX_FN_LINES: usize = 80;
+
+/// The document that lists the exceptions, relative to the crate root, and its section.
+const LONG_FUNCTIONS_DOC: &str = "docs/architecture.md";
+const LONG_FUNCTIONS_HEADING: &str = "## Long functions";
+
+/// One function of src: its name (`module::path::fn`), where it starts, how long it is.
+#[derive(Debug)]
+struct FnLength {
+    name: String,
+    file: String,
+    line: usize,
+    lines: usize,
+}
+
+/// A function the doc allows to be long: a bullet `` - `module::path::fn`: reason ``.
+#[derive(Debug, Clone)]
+struct Exception {
+    name: String,
+    reason: String,
+    /// The line of its bullet in the doc.
+    line: usize,
+}
+
+/// Collects the functions of one file.
+struct Lengths {
+    file: String,
+    module: Vec<String>,
+    found: Vec<FnLength>,
+}
+
+impl Lengths {
+    fn record(&mut self, ident: &syn::Ident, start: usize, end: usize) {
+        let mut path = self.module.clone();
+        path.push(ident.to_string());
+        self.found.push(FnLength {
+            name: path.join("::"),
+            file: self.file.clone(),
+            line: start,
+            lines: end.saturating_sub(start) + 1,
+        });
+    }
+}
+
+impl<'ast> Visit<'ast> for Lengths {
+    fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
+        let inline = item.content.is_some();
+        if inline {
+            self.module.push(item.ident.to_string());
+        }
+        syn::visit::visit_item_mod(self, item);
+        if inline {
+            self.module.pop();
+        }
+    }
+
+    fn visit_item_fn(&mut self, item: &'ast syn::ItemFn) {
+        self.record(
+            &item.sig.ident,
+            item.sig.fn_token.span.start().line,
+            item.block.brace_token.span.close().start().line,
+        );
+        syn::visit::visit_item_fn(self, item);
+    }
+
+    fn visit_impl_item_fn(&mut self, item: &'ast syn::ImplItemFn) {
+        self.record(
+            &item.sig.ident,
+            item.sig.fn_token.span.start().line,
+            item.block.brace_token.span.close().start().line,
+        );
+        syn::visit::visit_impl_item_fn(self, item);
+    }
+
+    fn visit_trait_item_fn(&mut self, item: &'ast syn::TraitItemFn) {
+        if let Some(block) = &item.default {
+            self.record(
+                &item.sig.ident,
+                item.sig.fn_token.span.start().line,
+                block.brace_token.span.close().start().line,
+            );
+        }
+        syn::visit::visit_trait_item_fn(self, item);
+    }
+}
+
+/// Every function of the sources with its length. A file that does not parse is left to
+/// [`check`], which reports it.
+fn fn_lengths(sources: &[Source]) -> Vec<FnLength> {
+    let mut found = Vec::new();
+    for source in sources {
+        let Ok(ast) = syn::parse_file(&source.text) else {
+            continue;
+        };
+        let module = module_path(&source.path).unwrap_or_else(|| vec!["main".to_string()]);
+        let mut lengths = Lengths {
+            file: source.path.display().to_string(),
+            module,
+            found: Vec::new(),
+        };
+        lengths.visit_file(&ast);
+        found.extend(lengths.found);
+    }
+    found
+}
+
+/// The bullets of the [`LONG_FUNCTIONS_HEADING`] section of `doc`, up to the next `## `
+/// heading. A bullet without a reason is an error, as `line: message`.
+fn listed_exceptions(doc: &str) -> Result<Vec<Exception>, String> {
+    let mut in_section = false;
+    let mut found = Vec::new();
+    for (i, line) in doc.lines().enumerate() {
+        if line.starts_with("## ") || line.starts_with("# ") {
+            in_section = line.trim_end() == LONG_FUNCTIONS_HEADING;
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("- `").filter(|_| in_section) else {
+            continue;
+        };
+        let Some((name, after)) = rest.split_once('`') else {
+            return Err(format!("{}: a bullet without a closing backtick", i + 1));
+        };
+        let reason = after.trim_start_matches([':', ' ']).trim();
+        if reason.is_empty() {
+            return Err(format!("{}: `{name}` is listed without a reason", i + 1));
+        }
+        found.push(Exception {
+            name: name.to_string(),
+            reason: reason.to_string(),
+            line: i + 1,
+        });
+    }
+    Ok(found)
+}
+
+/// Functions over [`MAX_FN_LINES`] not listed, and listed exceptions that are gone or short.
+fn check_lengths(sources: &[Source], exceptions: &[Exception]) -> Vec<Violation> {
+    let lengths = fn_lengths(sources);
+    let mut found = Vec::new();
+    for f in lengths.iter().filter(|f| f.lines > MAX_FN_LINES) {
+        if !exceptions.iter().any(|e| e.name == f.name) {
+            found.push(Violation {
+                file: f.file.clone(),
+                line: f.line,
+                message: format!(
+                    "`{}` has {} lines, more than {MAX_FN_LINES}: split it at its steps (a table \
+                     may instead be listed under \"{LONG_FUNCTIONS_HEADING}\" in \
+                     {LONG_FUNCTIONS_DOC})",
+                    f.name, f.lines
+                ),
+            });
+        }
+    }
+    for exception in exceptions {
+        let longest = lengths
+            .iter()
+            .filter(|f| f.name == exception.name)
+            .map(|f| f.lines)
+            .max();
+        let problem = match longest {
+            None => "no such function exists".to_string(),
+            Some(lines) if lines <= MAX_FN_LINES => {
+                format!("it has only {lines} lines: remove it from the list")
+            }
+            Some(_) => continue,
+        };
+        found.push(Violation {
+            file: LONG_FUNCTIONS_DOC.to_string(),
+            line: exception.line,
+            message: format!(
+                "listed long function `{}` ({}): {problem}",
+                exception.name, exception.reason
+            ),
+        });
+    }
+    found
+}
+
+#[test]
+fn no_function_in_src_is_longer_than_80_lines_unless_listed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join(LONG_FUNCTIONS_DOC)).unwrap();
+    assert!(
+        doc.lines().any(|l| l.trim_end() == LONG_FUNCTIONS_HEADING),
+        "{LONG_FUNCTIONS_DOC} has no \"{LONG_FUNCTIONS_HEADING}\" section"
+    );
+    let exceptions = listed_exceptions(&doc).unwrap_or_else(|e| panic!("{LONG_FUNCTIONS_DOC}:{e}"));
+    let sources = crate_sources();
+    let measured = fn_lengths(&sources);
+    assert!(
+        measured.len() > 500,
+        "found only {} functions",
+        measured.len()
+    );
+    let found = check_lengths(&sources, &exceptions);
+    let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert!(found.is_empty(), "long functions:\n{}", lines.join("\n"));
+}
+
+/// A function of `body_lines` lines of body, plus its `fn` line and closing brace.
+fn function_text(name: &str, body_lines: usize) -> String {
+    format!(
+        "fn {name}() {{\n{}}}\n",
+        "    let _ = 1;\n".repeat(body_lines)
+    )
+}
+
+fn length_messages(path: &str, text: &str, exceptions: &[Exception]) -> Vec<String> {
+    check_lengths(
+        &[Source {
+            path: PathBuf::from(path),
+            text: text.to_string(),
+        }],
+        exceptions,
+    )
+    .into_iter()
+    .map(|v| v.message)
+    .collect()
+}
+
+fn exception(name: &str) -> Exception {
+    Exception {
+        name: name.to_string(),
+        reason: "a table".to_string(),
+        line: 1,
+    }
+}
+
+#[test]
+fn a_function_of_81_lines_fails_and_one_of_80_passes() {
+    let long = function_text("long", MAX_FN_LINES - 1);
+    let found = length_messages("src/ops/x.rs", &long, &[]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("`ops::x::long` has 81 lines"),
+        "{found:?}"
+    );
+    let fits = function_text("fits", MAX_FN_LINES - 2);
+    assert_eq!(
+        length_messages("src/ops/x.rs", &fits, &[]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn long_methods_test_functions_and_nested_functions_fail_too() {
+    let body = "    let _ = 1;\n".repeat(MAX_FN_LINES);
+    let text = format!(
+        "struct S;\nimpl S {{\n    fn method(&self) {{\n{body}    }}\n}}\n\
+         trait T {{\n    fn provided(&self) {{\n{body}    }}\n    fn required(&self);\n}}\n\
+         #[cfg(test)]\nmod tests {{\n    #[test]\n    fn a_case() {{\n{body}    }}\n}}\n\
+         fn outer() {{\n    fn inner() {{\n{body}    }}\n}}\n"
+    );
+    let found = length_messages("src/archive/reader.rs", &text, &[]);
+    for name in [
+        "`archive::reader::method`",
+        "`archive::reader::provided`",
+        "`archive::reader::tests::a_case`",
+        "`archive::reader::inner`",
+        // It holds `inner`, so it is long too.
+        "`archive::reader::outer`",
+    ] {
+        assert!(
+            found.iter().any(|m| m.contains(name)),
+            "{name} not flagged: {found:?}"
+        );
+    }
+    assert_eq!(found.len(), 5, "{found:?}");
+}
+
+#[test]
+fn a_listed_long_function_passes_and_a_stale_listing_fails() {
+    let long = function_text("table", MAX_FN_LINES);
+    assert_eq!(
+        length_messages(
+            "src/config/registry.rs",
+            &long,
+            &[exception("config::registry::table")]
+        ),
+        Vec::<String>::new()
+    );
+    let short = function_text("table", 3);
+    let found = length_messages(
+        "src/config/registry.rs",
+        &short,
+        &[exception("config::registry::table")],
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("has only 5 lines"), "{found:?}");
+    let found = length_messages(
+        "src/config/registry.rs",
+        &short,
+        &[exception("config::registry::gone")],
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("no such function exists"), "{found:?}");
+}
+
+#[test]
+fn the_exceptions_are_the_bullets_of_their_section_with_a_reason() {
+    let doc = "# Title\n\n## Long functions\n\nIntro text.\n\n\
+               - `config::registry::table`: a table\n\
+               - `cli::dispatch` being split\n\n\
+               ## Next\n\n- `ops::elsewhere`: not an exception\n";
+    let found = listed_exceptions(doc).unwrap();
+    let names: Vec<&str> = found.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["config::registry::table", "cli::dispatch"]);
+    assert_eq!(found[0].reason, "a table");
+    assert_eq!(found[1].reason, "being split");
+    assert_eq!(found[0].line, 7);
+    let error = listed_exceptions("## Long functions\n- `ops::x::run`\n").unwrap_err();
+    assert!(error.contains("without a reason"), "{error}");
 }

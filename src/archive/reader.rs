@@ -167,7 +167,7 @@ pub fn extract(
                 source,
             })?;
             let member = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            extractor.member(entry, &member)?;
+            extractor.extract_member(entry, &member)?;
             last = Some(member);
         }
     }
@@ -196,6 +196,40 @@ struct Extractor<'a> {
     bytes: u64,
     members: Vec<String>,
     buf: Vec<u8>,
+}
+
+/// Where a member other than a directory goes: its root, its parent's components relative
+/// to the root and its own file name.
+struct Place<'m> {
+    member: &'m str,
+    root: &'m Path,
+    parent_rel: &'m [&'m [u8]],
+    last: &'m OsStr,
+}
+
+/// The refusal of `member` for `reason`.
+fn refuse(member: &str, reason: String) -> ExtractError {
+    ExtractError::Unsafe {
+        member: member.to_string(),
+        reason,
+    }
+}
+
+/// What a member is, from its header; devices and FIFOs are refused with the reason.
+fn member_kind(header: &tar::Header, raw_name: &[u8]) -> Result<Kind, String> {
+    // Old (pre-POSIX) archives mark directories with typeflag NUL and a trailing slash.
+    let old_style_dir = header.as_bytes()[156] == 0 && raw_name.ends_with(b"/");
+    Ok(match header.entry_type() {
+        tar::EntryType::Regular if old_style_dir => Kind::Dir,
+        tar::EntryType::Regular => Kind::File,
+        tar::EntryType::Directory => Kind::Dir,
+        tar::EntryType::Symlink => Kind::Symlink,
+        tar::EntryType::Link => Kind::HardLink,
+        tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+            return Err("it is a device or a FIFO, which a data directory does not hold".into());
+        }
+        _ => Kind::Ignored,
+    })
 }
 
 /// What a member asks for.
@@ -281,32 +315,17 @@ impl<'a> Extractor<'a> {
         }
     }
 
-    fn member<R: Read>(
+    /// Extracts one member under its root: a directory, a regular file, a symlink or a hard
+    /// link, each checked so that nothing lands outside the target; refuses devices and FIFOs,
+    /// ignores other kinds.
+    fn extract_member<R: Read>(
         &mut self,
         mut entry: tar::Entry<'_, R>,
         member: &str,
     ) -> Result<(), ExtractError> {
-        let refuse = |reason: String| ExtractError::Unsafe {
-            member: member.to_string(),
-            reason,
-        };
         let raw_name = entry.path_bytes().into_owned();
-        let comps = components(&raw_name).map_err(|r| refuse(r.to_string()))?;
-        // Old (pre-POSIX) archives mark directories with typeflag NUL and a trailing slash.
-        let old_style_dir = entry.header().as_bytes()[156] == 0 && raw_name.ends_with(b"/");
-        let kind = match entry.header().entry_type() {
-            tar::EntryType::Regular if old_style_dir => Kind::Dir,
-            tar::EntryType::Regular => Kind::File,
-            tar::EntryType::Directory => Kind::Dir,
-            tar::EntryType::Symlink => Kind::Symlink,
-            tar::EntryType::Link => Kind::HardLink,
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                return Err(refuse(
-                    "it is a device or a FIFO, which a data directory does not hold".into(),
-                ));
-            }
-            _ => Kind::Ignored,
-        };
+        let comps = components(&raw_name).map_err(|r| refuse(member, r.to_string()))?;
+        let kind = member_kind(entry.header(), &raw_name).map_err(|r| refuse(member, r))?;
         if matches!(kind, Kind::Ignored) {
             return Ok(());
         }
@@ -324,66 +343,21 @@ impl<'a> Extractor<'a> {
         }
         let Some((last, parent_rel)) = rel.split_last() else {
             return Err(refuse(
+                member,
                 "only a directory may stand for the target directory itself".into(),
             ));
         };
-        let last = OsStr::from_bytes(last);
+        let place = Place {
+            member,
+            root: &root,
+            parent_rel,
+            last: OsStr::from_bytes(last),
+        };
         match kind {
-            Kind::File => {
-                if !(self.filter)(member) {
-                    self.skipped += 1;
-                    return Ok(());
-                }
-                let parent = self.parent(member, &root, parent_rel, true)?;
-                let path = parent.join(last);
-                let size = entry.size();
-                let written = self.regular_file(member, &path, &mut entry, size, mode & 0o777)?;
-                self.bytes += written;
-                self.files.push(path);
-                self.dirs.insert(parent);
-                self.members.push(member.to_string());
-            }
+            Kind::File => self.extract_file(&place, &mut entry, mode),
             Kind::Symlink => {
                 let link = entry.link_name_bytes().unwrap_or_default().into_owned();
-                let shown = String::from_utf8_lossy(&link);
-                let refusal = if !self.allow_symlinks {
-                    Some(format!(
-                        "it is a symlink (to {shown:?}) and symlinks are not allowed here"
-                    ))
-                } else if link.is_empty() || link.starts_with(b"/") {
-                    Some(format!(
-                        "its symlink target {shown:?} is not a relative path"
-                    ))
-                } else {
-                    None
-                };
-                if let Some(reason) = refusal {
-                    if self.skip_symlinks {
-                        self.skipped_symlinks += 1;
-                        return Ok(());
-                    }
-                    return Err(refuse(reason));
-                }
-                let parent = self.parent(member, &root, parent_rel, true)?;
-                // Where the link really sits decides what its ".." components reach.
-                let depth = parent
-                    .strip_prefix(&root)
-                    .map(|p| p.components().count())
-                    .unwrap_or(0);
-                if !stays_inside(&link, depth) {
-                    if self.skip_symlinks {
-                        self.skipped_symlinks += 1;
-                        return Ok(());
-                    }
-                    return Err(refuse(format!(
-                        "its symlink target {shown:?} points outside the target"
-                    )));
-                }
-                let path = parent.join(last);
-                std::os::unix::fs::symlink(OsStr::from_bytes(&link), &path)
-                    .map_err(|source| write_err(member, &path, source))?;
-                self.dirs.insert(parent);
-                self.members.push(member.to_string());
+                self.extract_symlink(&place, &link)
             }
             Kind::HardLink => {
                 if !(self.filter)(member) {
@@ -391,43 +365,120 @@ impl<'a> Extractor<'a> {
                     return Ok(());
                 }
                 let link = entry.link_name_bytes().unwrap_or_default().into_owned();
-                let shown = String::from_utf8_lossy(&link);
-                let link_comps = components(&link)
-                    .map_err(|r| refuse(format!("its hard link target {shown:?}: {r}")))?;
-                let (link_root, link_rel) = self.root_for(&link_comps);
-                let link_root = link_root.to_path_buf();
-                let Some((link_last, link_parent_rel)) = link_rel.split_last() else {
-                    return Err(refuse(format!(
-                        "its hard link target {shown:?} is not a file"
-                    )));
-                };
-                let source_parent = match self.parent(member, &link_root, link_parent_rel, false) {
-                    Err(ExtractError::Write { source, .. })
-                        if source.kind() == io::ErrorKind::NotFound =>
-                    {
-                        return Err(refuse(format!(
-                            "its hard link target {shown:?} does not exist"
-                        )));
-                    }
-                    other => other?,
-                };
-                let source = source_parent.join(OsStr::from_bytes(link_last));
-                match fs::symlink_metadata(&source) {
-                    Ok(meta) if meta.is_file() => {}
-                    _ => {
-                        return Err(refuse(format!(
-                            "its hard link target {shown:?} is not an extracted regular file"
-                        )));
-                    }
-                }
-                let parent = self.parent(member, &root, parent_rel, true)?;
-                let path = parent.join(last);
-                fs::hard_link(&source, &path).map_err(|e| write_err(member, &path, e))?;
-                self.dirs.insert(parent);
-                self.members.push(member.to_string());
+                self.extract_hard_link(&place, &link)
             }
-            Kind::Dir | Kind::Ignored => {}
+            Kind::Dir | Kind::Ignored => Ok(()),
         }
+    }
+
+    /// A regular file, unless the filter skips it.
+    fn extract_file<R: Read>(
+        &mut self,
+        place: &Place<'_>,
+        entry: &mut tar::Entry<'_, R>,
+        mode: u32,
+    ) -> Result<(), ExtractError> {
+        let member = place.member;
+        if !(self.filter)(member) {
+            self.skipped += 1;
+            return Ok(());
+        }
+        let parent = self.parent(member, place.root, place.parent_rel, true)?;
+        let path = parent.join(place.last);
+        let size = entry.size();
+        let written = self.regular_file(member, &path, entry, size, mode & 0o777)?;
+        self.bytes += written;
+        self.files.push(path);
+        self.dirs.insert(parent);
+        self.members.push(member.to_string());
+        Ok(())
+    }
+
+    /// A symlink to `link`, which must be allowed, relative and stay inside its root (else it
+    /// is refused, or skipped when symlinks are to be skipped).
+    fn extract_symlink(&mut self, place: &Place<'_>, link: &[u8]) -> Result<(), ExtractError> {
+        let member = place.member;
+        let shown = String::from_utf8_lossy(link);
+        let refusal = if !self.allow_symlinks {
+            Some(format!(
+                "it is a symlink (to {shown:?}) and symlinks are not allowed here"
+            ))
+        } else if link.is_empty() || link.starts_with(b"/") {
+            Some(format!(
+                "its symlink target {shown:?} is not a relative path"
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            if self.skip_symlinks {
+                self.skipped_symlinks += 1;
+                return Ok(());
+            }
+            return Err(refuse(member, reason));
+        }
+        let parent = self.parent(member, place.root, place.parent_rel, true)?;
+        // Where the link really sits decides what its ".." components reach.
+        let depth = parent
+            .strip_prefix(place.root)
+            .map(|p| p.components().count())
+            .unwrap_or(0);
+        if !stays_inside(link, depth) {
+            if self.skip_symlinks {
+                self.skipped_symlinks += 1;
+                return Ok(());
+            }
+            return Err(refuse(
+                member,
+                format!("its symlink target {shown:?} points outside the target"),
+            ));
+        }
+        let path = parent.join(place.last);
+        std::os::unix::fs::symlink(OsStr::from_bytes(link), &path)
+            .map_err(|source| write_err(member, &path, source))?;
+        self.dirs.insert(parent);
+        self.members.push(member.to_string());
+        Ok(())
+    }
+
+    /// A hard link to `link`, which must name a regular file already extracted.
+    fn extract_hard_link(&mut self, place: &Place<'_>, link: &[u8]) -> Result<(), ExtractError> {
+        let member = place.member;
+        let shown = String::from_utf8_lossy(link);
+        let link_comps = components(link)
+            .map_err(|r| refuse(member, format!("its hard link target {shown:?}: {r}")))?;
+        let (link_root, link_rel) = self.root_for(&link_comps);
+        let link_root = link_root.to_path_buf();
+        let Some((link_last, link_parent_rel)) = link_rel.split_last() else {
+            return Err(refuse(
+                member,
+                format!("its hard link target {shown:?} is not a file"),
+            ));
+        };
+        let source_parent = match self.parent(member, &link_root, link_parent_rel, false) {
+            Err(ExtractError::Write { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(refuse(
+                    member,
+                    format!("its hard link target {shown:?} does not exist"),
+                ));
+            }
+            other => other?,
+        };
+        let source = source_parent.join(OsStr::from_bytes(link_last));
+        match fs::symlink_metadata(&source) {
+            Ok(meta) if meta.is_file() => {}
+            _ => {
+                return Err(refuse(
+                    member,
+                    format!("its hard link target {shown:?} is not an extracted regular file"),
+                ));
+            }
+        }
+        let parent = self.parent(member, place.root, place.parent_rel, true)?;
+        let path = parent.join(place.last);
+        fs::hard_link(&source, &path).map_err(|e| write_err(member, &path, e))?;
+        self.dirs.insert(parent);
+        self.members.push(member.to_string());
         Ok(())
     }
 

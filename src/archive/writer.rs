@@ -246,55 +246,15 @@ fn header_blocks(member: &Member<'_>) -> io::Result<Vec<u8>> {
             "a tar member needs a name",
         ));
     }
-    // Kept sorted by key, as Go writes them.
-    let mut records: Vec<(&str, Vec<u8>)> = Vec::new();
     let fits_octal = |v: u64, max: u64| v <= max;
-
-    if !fits_octal(member.gid, MAX_OCTAL_7) {
-        records.push(("gid", member.gid.to_string().into_bytes()));
-    }
-    let linkname_fits = member.linkname.len() <= 100 && member.linkname.is_ascii();
-    if !linkname_fits {
-        records.push(("linkpath", member.linkname.to_vec()));
-    }
-    let mtime_fits = u64::try_from(member.mtime).is_ok_and(|t| fits_octal(t, MAX_OCTAL_11));
-    if !mtime_fits {
-        records.push(("mtime", member.mtime.to_string().into_bytes()));
-    }
     let split = split_ustar_name(member.name);
-    if split.is_none() {
-        records.push(("path", member.name.to_vec()));
-    }
-    if !fits_octal(member.size, MAX_OCTAL_11) {
-        records.push(("size", member.size.to_string().into_bytes()));
-    }
-    if !fits_octal(member.uid, MAX_OCTAL_7) {
-        records.push(("uid", member.uid.to_string().into_bytes()));
-    }
+    let linkname_fits = member.linkname.len() <= 100 && member.linkname.is_ascii();
+    let mtime_fits = u64::try_from(member.mtime).is_ok_and(|t| fits_octal(t, MAX_OCTAL_11));
+    let records = pax_records(member, split.is_some(), linkname_fits, mtime_fits);
 
     let mut out = Vec::with_capacity(BLOCK * 3);
     if !records.is_empty() {
-        let mut data = Vec::new();
-        for (key, value) in &records {
-            pax_record(&mut data, key, value);
-        }
-        let pax_name = pax_header_name(member.name);
-        out.extend_from_slice(&ustar_block(
-            &Member {
-                name: &pax_name,
-                typeflag: PAX,
-                size: data.len() as u64,
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-                mtime: 0,
-                linkname: b"",
-            },
-            (&pax_name, b""),
-        ));
-        let padded = data.len().div_ceil(BLOCK) * BLOCK;
-        data.resize(padded, 0);
-        out.extend_from_slice(&data);
+        out.extend_from_slice(&pax_header(member.name, &records));
     }
 
     // What does not fit is zero (or truncated) here; the PAX record above overrides it.
@@ -337,6 +297,65 @@ fn header_blocks(member: &Member<'_>) -> io::Result<Vec<u8>> {
     };
     out.extend_from_slice(&ustar_block(&fields, (name, prefix)));
     Ok(out)
+}
+
+/// The PAX records a member needs for what its USTAR header cannot hold, sorted by key, as
+/// Go writes them.
+fn pax_records(
+    member: &Member<'_>,
+    name_fits: bool,
+    linkname_fits: bool,
+    mtime_fits: bool,
+) -> Vec<(&'static str, Vec<u8>)> {
+    let fits_octal = |v: u64, max: u64| v <= max;
+    let mut records: Vec<(&str, Vec<u8>)> = Vec::new();
+    if !fits_octal(member.gid, MAX_OCTAL_7) {
+        records.push(("gid", member.gid.to_string().into_bytes()));
+    }
+    if !linkname_fits {
+        records.push(("linkpath", member.linkname.to_vec()));
+    }
+    if !mtime_fits {
+        records.push(("mtime", member.mtime.to_string().into_bytes()));
+    }
+    if !name_fits {
+        records.push(("path", member.name.to_vec()));
+    }
+    if !fits_octal(member.size, MAX_OCTAL_11) {
+        records.push(("size", member.size.to_string().into_bytes()));
+    }
+    if !fits_octal(member.uid, MAX_OCTAL_7) {
+        records.push(("uid", member.uid.to_string().into_bytes()));
+    }
+    records
+}
+
+/// The PAX extended header of the member named `name`: its header block and its records,
+/// padded to whole blocks.
+fn pax_header(name: &[u8], records: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for (key, value) in records {
+        pax_record(&mut data, key, value);
+    }
+    let pax_name = pax_header_name(name);
+    let mut out = ustar_block(
+        &Member {
+            name: &pax_name,
+            typeflag: PAX,
+            size: data.len() as u64,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            linkname: b"",
+        },
+        (&pax_name, b""),
+    )
+    .to_vec();
+    let padded = data.len().div_ceil(BLOCK) * BLOCK;
+    data.resize(padded, 0);
+    out.extend_from_slice(&data);
+    out
 }
 
 /// Splits a name into USTAR's (name, prefix) the way Go does, or `None` if it needs PAX: the

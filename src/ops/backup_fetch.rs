@@ -82,61 +82,22 @@ pub async fn run(
     }
     // step: which backup.
     let name = resolve(ctx, &opts.name).await?;
-    let sentinel_bytes = ctx.storage.get_bytes(&keys::sentinel_key(&name)?).await?;
-    let sentinel = Sentinel::from_json(&sentinel_bytes)
-        .with_context(|| format!("reading the sentinel of backup '{name}'"))?;
-    if sentinel.is_delta() {
-        bail!("backup '{name}' is a delta backup; walg does not restore delta backups yet");
-    }
+    let sentinel = read_sentinel(ctx, &name).await?;
     let metadata = files_metadata(ctx, &name, &sentinel).await?;
     let files = metadata.as_ref().and_then(files_filter);
 
     // step: the tablespace spec, the target and the tablespace locations; nothing is written
     // before all of them pass.
     let dest = &opts.destination;
-    let spec = match &opts.restore_spec {
-        Some(path) => Some(
-            TablespaceSpec::from_json(
-                &std::fs::read(path).with_context(|| format!("reading '{}'", path.display()))?,
-            )
-            .with_context(|| format!("parsing restore spec '{}'", path.display()))?,
-        ),
-        None => sentinel.spec.clone(),
-    };
-    if let Some(spec) = &spec {
-        let absolute =
-            std::path::absolute(dest).with_context(|| format!("resolving '{}'", dest.display()))?;
-        spec.check_restorable(&absolute.to_string_lossy())
-            .map_err(|reason| match &opts.restore_spec {
-                Some(path) => anyhow::anyhow!("restore spec '{}': {reason}", path.display()),
-                None => anyhow::anyhow!("the tablespace spec of backup '{name}': {reason}"),
-            })?;
-    }
+    let spec = restore_spec(&opts, &name, &sentinel)?;
     check_target(dest)?;
     if let Some(spec) = &spec {
         check_tablespace_locations(spec)?;
     }
 
-    // step: the parts, grouped: data first, then backup_label, pg_control last; every part the
-    // documents name must be there before anything is downloaded.
-    let folder = keys::tar_partitions_folder(&name)?;
-    let mut objects = ctx.storage.list(&folder).await?;
-    objects.sort_by(|a, b| a.key.cmp(&b.key));
-    check_parts(&name, &sentinel, metadata.as_ref(), &objects)?;
-    let (mut data, mut label, mut control) = (Vec::new(), Vec::new(), Vec::new());
-    for object in objects {
-        let file = object.key.file_name();
-        if file.starts_with("pg_control.tar") {
-            control.push(object);
-        } else if file.starts_with("backup_label.tar") {
-            label.push(object);
-        } else {
-            data.push(object);
-        }
-    }
-    if control.is_empty() {
-        bail!("backup '{name}' has no pg_control.tar: it is incomplete or not a WAL-G backup");
-    }
+    // step: the parts, grouped; every part the documents name must be there before anything
+    // is downloaded.
+    let parts = grouped_parts(ctx, &name, &sentinel, metadata.as_ref()).await?;
 
     // step: write.
     prepare_target(dest)?;
@@ -166,31 +127,11 @@ pub async fn run(
         new_map,
         options,
     };
-    let restored = restore_parts(ctx, &restore, [data, label, control], &progress).await;
+    let restored = restore_parts(ctx, &restore, parts, &progress).await;
     progress.end();
     let report = restored?;
-    // PostgreSQL starts only on a data directory of mode 0700 or 0750; the backup's `/` member
-    // may carry another mode (other writers use 0755).
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dest)
-            .map(|m| m.permissions().mode() & 0o777)
-            .unwrap_or(0o700);
-        if mode != 0o700 && mode != 0o750 {
-            std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode & 0o750 | 0o700))
-                .with_context(|| format!("setting the mode of '{}'", dest.display()))?;
-            crate::storage::fs::sync_dir(dest)
-                .with_context(|| format!("syncing '{}'", dest.display()))?;
-        }
-    }
-
-    if let Some((restore_command, target)) = &opts.recovery {
-        recovery_conf::write(dest, restore_command, target)?;
-        tracing::info!(
-            "wrote recovery.signal and restore_command to '{}'",
-            dest.display()
-        );
-    }
+    fix_data_dir_mode(dest)?;
+    write_recovery(&opts)?;
     tracing::info!(
         "backup '{name}' restored to '{}': {} files, {} bytes",
         dest.display(),
@@ -203,6 +144,104 @@ pub async fn run(
         bytes: report.bytes,
         skipped: report.skipped,
     })
+}
+
+/// The sentinel of backup `name`, which must be a full backup.
+async fn read_sentinel(ctx: &Context, name: &str) -> anyhow::Result<Sentinel> {
+    let sentinel_bytes = ctx.storage.get_bytes(&keys::sentinel_key(name)?).await?;
+    let sentinel = Sentinel::from_json(&sentinel_bytes)
+        .with_context(|| format!("reading the sentinel of backup '{name}'"))?;
+    if sentinel.is_delta() {
+        bail!("backup '{name}' is a delta backup; walg does not restore delta backups yet");
+    }
+    Ok(sentinel)
+}
+
+/// The tablespace spec the restore follows (`--restore-spec`, else the sentinel's), checked
+/// against the target.
+fn restore_spec(
+    opts: &BackupFetchOptions,
+    name: &str,
+    sentinel: &Sentinel,
+) -> anyhow::Result<Option<TablespaceSpec>> {
+    let dest = &opts.destination;
+    let spec = match &opts.restore_spec {
+        Some(path) => Some(
+            TablespaceSpec::from_json(
+                &std::fs::read(path).with_context(|| format!("reading '{}'", path.display()))?,
+            )
+            .with_context(|| format!("parsing restore spec '{}'", path.display()))?,
+        ),
+        None => sentinel.spec.clone(),
+    };
+    if let Some(spec) = &spec {
+        let absolute =
+            std::path::absolute(dest).with_context(|| format!("resolving '{}'", dest.display()))?;
+        spec.check_restorable(&absolute.to_string_lossy())
+            .map_err(|reason| match &opts.restore_spec {
+                Some(path) => anyhow::anyhow!("restore spec '{}': {reason}", path.display()),
+                None => anyhow::anyhow!("the tablespace spec of backup '{name}': {reason}"),
+            })?;
+    }
+    Ok(spec)
+}
+
+/// The backup's parts, checked complete and grouped: data first, then `backup_label`,
+/// `pg_control` last.
+async fn grouped_parts(
+    ctx: &Context,
+    name: &str,
+    sentinel: &Sentinel,
+    metadata: Option<&FilesMetadata>,
+) -> anyhow::Result<[Vec<ObjectMeta>; 3]> {
+    let folder = keys::tar_partitions_folder(name)?;
+    let mut objects = ctx.storage.list(&folder).await?;
+    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    check_parts(name, sentinel, metadata, &objects)?;
+    let (mut data, mut label, mut control) = (Vec::new(), Vec::new(), Vec::new());
+    for object in objects {
+        let file = object.key.file_name();
+        if file.starts_with("pg_control.tar") {
+            control.push(object);
+        } else if file.starts_with("backup_label.tar") {
+            label.push(object);
+        } else {
+            data.push(object);
+        }
+    }
+    if control.is_empty() {
+        bail!("backup '{name}' has no pg_control.tar: it is incomplete or not a WAL-G backup");
+    }
+    Ok([data, label, control])
+}
+
+/// With `--recovery`: `recovery.signal` and the `restore_command` (with the target).
+fn write_recovery(opts: &BackupFetchOptions) -> anyhow::Result<()> {
+    if let Some((restore_command, target)) = &opts.recovery {
+        let dest = &opts.destination;
+        recovery_conf::write(dest, restore_command, target)?;
+        tracing::info!(
+            "wrote recovery.signal and restore_command to '{}'",
+            dest.display()
+        );
+    }
+    Ok(())
+}
+
+/// PostgreSQL starts only on a data directory of mode 0700 or 0750; the backup's `/` member
+/// may carry another mode (other writers use 0755): it is narrowed.
+fn fix_data_dir_mode(dest: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dest)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0o700);
+    if mode != 0o700 && mode != 0o750 {
+        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode & 0o750 | 0o700))
+            .with_context(|| format!("setting the mode of '{}'", dest.display()))?;
+        crate::storage::fs::sync_dir(dest)
+            .with_context(|| format!("syncing '{}'", dest.display()))?;
+    }
+    Ok(())
 }
 
 /// What one restore writes where, shared by its steps.

@@ -61,7 +61,91 @@ pub async fn run(
     opts: BackupPushOptions,
     progress: Arc<dyn Progress>,
 ) -> anyhow::Result<BackupPushReport> {
-    // step: check the data directory given, connect, check the server's.
+    let server = connect_and_check(ctx, &opts).await?;
+    let pgdata = server.pgdata;
+
+    // step: start the backup on this session and name it.
+    let start_time = GoTime::utc(ceil_to_micros(jiff::Timestamp::now()));
+    let label = backup_label();
+    // The in-progress marker tells `delete` and other backup-pushes that this backup is being
+    // written, until it is complete.
+    let (session, name, marker) = claim_name(ctx, server.conn, &label, server.segment_size).await?;
+    let start = session.start().clone();
+    tracing::info!(
+        "starting backup '{name}' of '{}' at LSN {}",
+        pgdata.display(),
+        crate::pg::lsn_to_text(start.lsn)
+    );
+
+    let attempt = Attempt {
+        ctx,
+        name: name.clone(),
+        marker: marker.key.clone(),
+        compression: ctx.settings.compression,
+        progress: Arc::clone(&progress),
+        compressed: Arc::new(AtomicU64::new(0)),
+    };
+    let result = attempt.upload_all(session, &pgdata).await;
+    let (conn, stop, uploaded) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            progress.end();
+            attempt.remove_objects().await;
+            return Err(e.context(format!("backup '{name}' failed; no backup was recorded")));
+        }
+    };
+    progress.end();
+
+    attempt.wait_for_stop_segment(&conn, &stop).await?;
+
+    // step: metadata, then the sentinel last.
+    let summary = Summary {
+        start_time,
+        finish_time: GoTime::utc(ceil_to_micros(jiff::Timestamp::now())),
+        start_lsn: start.lsn,
+        finish_lsn: stop.stop_lsn,
+        uncompressed: uploaded.uncompressed,
+        compressed: attempt.compressed.load(Ordering::Relaxed),
+        catalog_size: uploaded.catalog_size,
+        hostname: hostname(),
+        data_dir: pgdata.display().to_string(),
+        pg_version: server.pg_version,
+        system_identifier: server.system_identifier,
+        permanent: opts.permanent,
+        user_data: opts
+            .user_data
+            .clone()
+            .or_else(|| ctx.settings.backup.user_data.clone()),
+        spec: uploaded.spec.clone(),
+    };
+    if let Err(e) = write_documents(ctx, &name, uploaded.files_metadata, &summary).await {
+        attempt.remove_objects().await;
+        return Err(e.context(format!("backup '{name}' failed; no backup was recorded")));
+    }
+    marker.remove().await;
+    tracing::info!("wrote backup with name {name} to storage {}", ctx.storage);
+    Ok(BackupPushReport {
+        name,
+        parts: uploaded.parts,
+        uncompressed_size: summary.uncompressed,
+        compressed_size: summary.compressed,
+        start_lsn: start.lsn,
+        finish_lsn: stop.stop_lsn,
+    })
+}
+
+/// The server a backup is taken of, checked.
+struct Server {
+    conn: PgConn,
+    pgdata: PathBuf,
+    segment_size: u64,
+    system_identifier: u64,
+    pg_version: u32,
+}
+
+/// Checks the data directory given, connects, and checks the server's: its data directory,
+/// its WAL segment size and that it archives WAL.
+async fn connect_and_check(ctx: &Context, opts: &BackupPushOptions) -> anyhow::Result<Server> {
     let given = match &opts.pgdata {
         Some(dir) => {
             let dir = datadir::canonical(dir)?;
@@ -107,119 +191,95 @@ pub async fn run(
     let system_identifier = conn.system_identifier().await?;
     let pg_version = conn.server_version_num();
     conn.check_archiving().await?;
+    Ok(Server {
+        conn,
+        pgdata,
+        segment_size,
+        system_identifier,
+        pg_version,
+    })
+}
 
-    // step: start the backup on this session and name it.
-    let start_time = GoTime::utc(ceil_to_micros(jiff::Timestamp::now()));
-    let label = format!(
-        "walg backup {}",
-        jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S %Z")
-    );
-    // The in-progress marker tells `delete` and other backup-pushes that this backup is being
-    // written, until it is complete.
-    let (session, name, marker) = claim_name(ctx, conn, &label, segment_size).await?;
-    let start = session.start().clone();
-    tracing::info!(
-        "starting backup '{name}' of '{}' at LSN {}",
-        pgdata.display(),
-        crate::pg::lsn_to_text(start.lsn)
-    );
+/// What the metadata documents and the sentinel record of a backup whose data is uploaded.
+struct Summary {
+    start_time: GoTime,
+    finish_time: GoTime,
+    start_lsn: u64,
+    finish_lsn: u64,
+    uncompressed: u64,
+    compressed: u64,
+    catalog_size: u64,
+    hostname: String,
+    data_dir: String,
+    pg_version: u32,
+    system_identifier: u64,
+    permanent: bool,
+    user_data: Option<serde_json::Value>,
+    spec: Option<TablespaceSpec>,
+}
 
-    let attempt = Attempt {
-        ctx,
-        name: name.clone(),
-        marker: marker.key.clone(),
-        compression: ctx.settings.compression,
-        progress: Arc::clone(&progress),
-        compressed: Arc::new(AtomicU64::new(0)),
-    };
-    let result = attempt.upload_all(session, &pgdata).await;
-    let (conn, stop, uploaded) = match result {
-        Ok(done) => done,
-        Err(e) => {
-            progress.end();
-            attempt.remove_objects().await;
-            return Err(e.context(format!("backup '{name}' failed; no backup was recorded")));
-        }
-    };
-    progress.end();
-
-    // step: the WAL from start to stop must be archived before the backup may exist.
-    let wait = ctx.settings.backup.archive_wait;
-    if let Some(segment) = &stop.stop_wal_file {
-        tracing::info!("waiting for WAL segment '{segment}' to be archived");
-        if let Err(e) = conn.wait_archived(segment, wait, |_, _| {}).await {
-            attempt.remove_objects().await;
-            return Err(anyhow::Error::new(e).context(format!(
-                "backup '{name}' is not usable without its WAL; no backup was recorded"
-            )));
+impl Summary {
+    fn metadata(&self) -> ExtendedMetadata {
+        ExtendedMetadata {
+            start_time: self.start_time,
+            finish_time: self.finish_time,
+            date_fmt: DATE_FMT.to_string(),
+            hostname: self.hostname.clone(),
+            data_dir: self.data_dir.clone(),
+            pg_version: self.pg_version,
+            start_lsn: self.start_lsn,
+            finish_lsn: self.finish_lsn,
+            is_permanent: self.permanent,
+            system_identifier: Some(self.system_identifier),
+            uncompressed_size: i64::try_from(self.uncompressed).unwrap_or(i64::MAX),
+            compressed_size: i64::try_from(self.compressed).unwrap_or(i64::MAX),
+            user_data: self.user_data.clone(),
         }
     }
 
-    // step: metadata, then the sentinel last.
-    let finish_time = GoTime::utc(ceil_to_micros(jiff::Timestamp::now()));
-    let uncompressed = uploaded.uncompressed;
-    let compressed = attempt.compressed.load(Ordering::Relaxed);
-    let hostname = hostname();
-    let data_dir = pgdata.display().to_string();
-    let user_data = opts
-        .user_data
-        .clone()
-        .or_else(|| ctx.settings.backup.user_data.clone());
-    let write_docs = async {
-        let files = uploaded.files_metadata;
-        put_json(ctx, &keys::files_metadata_key(&name)?, &files.to_json()?).await?;
-        let metadata = ExtendedMetadata {
-            start_time,
-            finish_time,
-            date_fmt: DATE_FMT.to_string(),
-            hostname: hostname.clone(),
-            data_dir: data_dir.clone(),
-            pg_version,
-            start_lsn: start.lsn,
-            finish_lsn: stop.stop_lsn,
-            is_permanent: opts.permanent,
-            system_identifier: Some(system_identifier),
-            uncompressed_size: i64::try_from(uncompressed).unwrap_or(i64::MAX),
-            compressed_size: i64::try_from(compressed).unwrap_or(i64::MAX),
-            user_data: user_data.clone(),
-        };
-        put_json(ctx, &keys::metadata_key(&name)?, &metadata.to_json()?).await?;
-        let sentinel = Sentinel {
-            lsn: Some(start.lsn),
-            pg_version,
-            finish_lsn: Some(stop.stop_lsn),
-            system_identifier: Some(system_identifier),
-            uncompressed_size: i64::try_from(uncompressed).unwrap_or(i64::MAX),
-            compressed_size: i64::try_from(compressed).unwrap_or(i64::MAX),
-            data_catalog_size: i64::try_from(uploaded.catalog_size).unwrap_or(i64::MAX),
-            spec: uploaded.spec.clone(),
-            user_data,
-            start_time,
-            finish_time,
-            hostname,
-            data_dir,
-            is_permanent: opts.permanent,
+    fn sentinel(&self) -> Sentinel {
+        Sentinel {
+            lsn: Some(self.start_lsn),
+            pg_version: self.pg_version,
+            finish_lsn: Some(self.finish_lsn),
+            system_identifier: Some(self.system_identifier),
+            uncompressed_size: i64::try_from(self.uncompressed).unwrap_or(i64::MAX),
+            compressed_size: i64::try_from(self.compressed).unwrap_or(i64::MAX),
+            data_catalog_size: i64::try_from(self.catalog_size).unwrap_or(i64::MAX),
+            spec: self.spec.clone(),
+            user_data: self.user_data.clone(),
+            start_time: self.start_time,
+            finish_time: self.finish_time,
+            hostname: self.hostname.clone(),
+            data_dir: self.data_dir.clone(),
+            is_permanent: self.permanent,
             version: SENTINEL_VERSION,
             date_fmt: DATE_FMT.to_string(),
             ..Sentinel::default()
-        };
-        put_json(ctx, &keys::sentinel_key(&name)?, &sentinel.to_json()?).await?;
-        anyhow::Ok(())
-    };
-    if let Err(e) = write_docs.await {
-        attempt.remove_objects().await;
-        return Err(e.context(format!("backup '{name}' failed; no backup was recorded")));
+        }
     }
-    marker.remove().await;
-    tracing::info!("wrote backup with name {name} to storage {}", ctx.storage);
-    Ok(BackupPushReport {
-        name,
-        parts: uploaded.parts,
-        uncompressed_size: uncompressed,
-        compressed_size: compressed,
-        start_lsn: start.lsn,
-        finish_lsn: stop.stop_lsn,
-    })
+}
+
+/// Writes `files_metadata.json`, `metadata.json` and, last, the sentinel.
+async fn write_documents(
+    ctx: &Context,
+    name: &str,
+    files: FilesMetadata,
+    summary: &Summary,
+) -> anyhow::Result<()> {
+    put_json(ctx, &keys::files_metadata_key(name)?, &files.to_json()?).await?;
+    let metadata = summary.metadata();
+    put_json(ctx, &keys::metadata_key(name)?, &metadata.to_json()?).await?;
+    let sentinel = summary.sentinel();
+    put_json(ctx, &keys::sentinel_key(name)?, &sentinel.to_json()?).await
+}
+
+/// The label `pg_backup_start` is given: the program and the local time.
+fn backup_label() -> String {
+    format!(
+        "walg backup {}",
+        jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S %Z")
+    )
 }
 
 /// How many names a backup-push tries before it gives up.
@@ -429,34 +489,12 @@ impl Attempt<'_> {
         session: BackupInProgress,
         pgdata: &Path,
     ) -> anyhow::Result<(PgConn, crate::pg::BackupStop, Uploaded)> {
-        let root = pgdata.to_path_buf();
-        let walk: Walk = tokio::task::spawn_blocking(move || archive::walk(&root))
-            .await
-            .context("walking the data directory")?
-            .with_context(|| format!("walking '{}'", pgdata.display()))?;
-        let total: u64 = walk.entries.iter().map(|e| e.size).sum::<u64>()
-            + walk.pg_control.as_ref().map_or(0, |e| e.size);
-        self.progress
-            .begin(&format!("backup-push {}", self.name), Some(total));
+        let (walk, total) = self.walk(pgdata).await?;
 
         // step: data parts, several at once (WALG_UPLOAD_DISK_CONCURRENCY), each streaming.
-        let parts = archive::partition(
-            walk.entries.clone(),
-            self.ctx.settings.backup.tar_size_threshold,
-        );
-        let plans: Vec<PartPlan> = parts
-            .into_iter()
-            .enumerate()
-            .map(|(i, entries)| PartPlan {
-                file_name: keys::tar_part_file_name(
-                    u32::try_from(i + 1).unwrap_or(u32::MAX),
-                    self.ext(),
-                ),
-                entries,
-            })
-            .collect();
+        let plans = self.data_part_plans(walk.entries.clone());
         let part_count = plans.len();
-        let mut done = self.upload_parts(plans).await?;
+        let done = self.upload_parts(plans).await?;
 
         // step: pg_control, after every data part.
         let control = walk
@@ -481,51 +519,14 @@ impl Attempt<'_> {
         .await?;
 
         // step: files_metadata.json: every member of the data tars.
-        let mut files_metadata = FilesMetadata::default();
-        let zone = jiff::tz::TimeZone::system();
-        let mut uncompressed = 0;
-        for part in &done {
-            uncompressed += part.content;
-            let members: Vec<String> = part.members.iter().map(|e| e.member.clone()).collect();
-            for entry in &part.members {
-                let mtime =
-                    jiff::Timestamp::try_from(entry.mtime).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-                files_metadata.files.insert(
-                    entry.member.clone(),
-                    BackupFileDescription {
-                        mtime: GoTime::in_zone(mtime, &zone),
-                        ..BackupFileDescription::default()
-                    },
-                );
-            }
-            files_metadata
-                .tar_file_sets
-                .insert(part.file_name.clone(), members);
-        }
-        uncompressed += control_done.iter().map(|p| p.content).sum::<u64>();
+        let (mut files_metadata, data_content) = files_metadata(done);
+        let uncompressed = data_content + control_done.iter().map(|p| p.content).sum::<u64>();
         files_metadata.tar_file_sets.insert(
             label_name,
             vec!["backup_label".to_string(), "tablespace_map".to_string()],
         );
-        done.clear();
 
-        let spec = (!walk.tablespaces.is_empty()).then(|| TablespaceSpec {
-            base_prefix: pgdata.display().to_string(),
-            tablespaces: walk
-                .tablespaces
-                .iter()
-                .map(|t| Tablespace {
-                    name: t.oid.clone(),
-                    location: t
-                        .location
-                        .display()
-                        .to_string()
-                        .trim_end_matches('/')
-                        .to_string(),
-                    link: format!("pg_tblspc/{}", t.oid),
-                })
-                .collect(),
-        });
+        let spec = tablespace_spec(&walk, pgdata);
         Ok((
             conn,
             stop,
@@ -537,6 +538,57 @@ impl Attempt<'_> {
                 spec,
             },
         ))
+    }
+
+    /// Walks the data directory and starts the progress at the size of what it found.
+    async fn walk(&self, pgdata: &Path) -> anyhow::Result<(Walk, u64)> {
+        let root = pgdata.to_path_buf();
+        let walk: Walk = tokio::task::spawn_blocking(move || archive::walk(&root))
+            .await
+            .context("walking the data directory")?
+            .with_context(|| format!("walking '{}'", pgdata.display()))?;
+        let total: u64 = walk.entries.iter().map(|e| e.size).sum::<u64>()
+            + walk.pg_control.as_ref().map_or(0, |e| e.size);
+        self.progress
+            .begin(&format!("backup-push {}", self.name), Some(total));
+        Ok((walk, total))
+    }
+
+    /// The data parts: the entries partitioned at `WALG_TAR_SIZE_THRESHOLD`, numbered from 1.
+    fn data_part_plans(&self, entries: Vec<Entry>) -> Vec<PartPlan> {
+        let parts = archive::partition(entries, self.ctx.settings.backup.tar_size_threshold);
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, entries)| PartPlan {
+                file_name: keys::tar_part_file_name(
+                    u32::try_from(i + 1).unwrap_or(u32::MAX),
+                    self.ext(),
+                ),
+                entries,
+            })
+            .collect()
+    }
+
+    /// The WAL from start to stop must be archived before the backup may exist: waits
+    /// (bounded) for the stop segment; on failure removes this attempt's objects.
+    async fn wait_for_stop_segment(
+        &self,
+        conn: &PgConn,
+        stop: &crate::pg::BackupStop,
+    ) -> anyhow::Result<()> {
+        let wait = self.ctx.settings.backup.archive_wait;
+        if let Some(segment) = &stop.stop_wal_file {
+            tracing::info!("waiting for WAL segment '{segment}' to be archived");
+            if let Err(e) = conn.wait_archived(segment, wait, |_, _| {}).await {
+                self.remove_objects().await;
+                return Err(anyhow::Error::new(e).context(format!(
+                    "backup '{}' is not usable without its WAL; no backup was recorded",
+                    self.name
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Builds and uploads parts, at most `WALG_UPLOAD_DISK_CONCURRENCY` at once.
@@ -670,6 +722,53 @@ impl Attempt<'_> {
     }
 }
 
+/// `files_metadata.json` of the data parts (every member, its mtime, each part's members)
+/// and the bytes of content they hold.
+fn files_metadata(done: Vec<PartDone>) -> (FilesMetadata, u64) {
+    let mut files_metadata = FilesMetadata::default();
+    let zone = jiff::tz::TimeZone::system();
+    let mut uncompressed = 0;
+    for part in &done {
+        uncompressed += part.content;
+        let members: Vec<String> = part.members.iter().map(|e| e.member.clone()).collect();
+        for entry in &part.members {
+            let mtime =
+                jiff::Timestamp::try_from(entry.mtime).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            files_metadata.files.insert(
+                entry.member.clone(),
+                BackupFileDescription {
+                    mtime: GoTime::in_zone(mtime, &zone),
+                    ..BackupFileDescription::default()
+                },
+            );
+        }
+        files_metadata
+            .tar_file_sets
+            .insert(part.file_name.clone(), members);
+    }
+    (files_metadata, uncompressed)
+}
+
+/// The sentinel's tablespace spec, `None` without tablespaces.
+fn tablespace_spec(walk: &Walk, pgdata: &Path) -> Option<TablespaceSpec> {
+    (!walk.tablespaces.is_empty()).then(|| TablespaceSpec {
+        base_prefix: pgdata.display().to_string(),
+        tablespaces: walk
+            .tablespaces
+            .iter()
+            .map(|t| Tablespace {
+                name: t.oid.clone(),
+                location: t
+                    .location
+                    .display()
+                    .to_string()
+                    .trim_end_matches('/')
+                    .to_string(),
+                link: format!("pg_tblspc/{}", t.oid),
+            })
+            .collect(),
+    })
+}
 async fn put_json(ctx: &Context, key: &Key, bytes: &[u8]) -> anyhow::Result<()> {
     ctx.storage
         .put_bytes(key, Bytes::copy_from_slice(bytes))

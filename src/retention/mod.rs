@@ -418,11 +418,56 @@ fn finish(
     mut notes: Vec<String>,
 ) -> Plan {
     let backups = &inventory.backups;
-    let by_name: BTreeMap<&str, usize> = backups
+    let (mut delete, mut keep) = keep_reasons(backups, &decision, &mut notes);
+    keep_delta_bases(backups, &mut delete, &mut keep, &mut notes);
+
+    let size = ordered.segment_size;
+    let spans: Vec<SegmentSpan> = backups.iter().map(objects::backup_span).collect();
+    let bounds: Vec<SegmentSpan> = keep
         .iter()
-        .enumerate()
-        .map(|(i, b)| (b.name.as_str(), i))
+        .filter(|(_, k)| k.bounds_wal())
+        .map(|(i, _)| spans[*i])
         .collect();
+    let ranges: Vec<SegmentSpan> = keep.keys().map(|i| spans[*i]).collect();
+    let may_delete_by_age = !bounds.is_empty() || decision.unbounded;
+    if (decision.delete_wal || decision.delete_leftovers) && may_delete_by_age && size.is_none() {
+        notes.push(
+            "backups have different WAL segment sizes: no WAL or incomplete backup is deleted"
+                .to_string(),
+        );
+    }
+    let age = AgeLimit {
+        size,
+        bounds,
+        ranges,
+        may_delete_by_age,
+    };
+    let delete_objects = doomed_objects(inventory, &decision, &delete, &age, &mut notes);
+
+    let names = |set: &dyn Fn(usize) -> bool| -> Vec<String> {
+        ordered
+            .all()
+            .filter(|i| set(*i))
+            .map(|i| backups[i].name.clone())
+            .collect()
+    };
+    Plan {
+        target: decision.target.map(|i| backups[i].name.clone()),
+        delete_backups: names(&|i| delete.contains(&i)),
+        keep_backups: names(&|i| !delete.contains(&i)),
+        bytes_freed: delete_objects.values().sum(),
+        delete_objects: delete_objects.keys().map(|k| (*k).to_string()).collect(),
+        notes,
+    }
+}
+
+/// The backups the decision deletes, less the permanent ones, and why each other backup is
+/// kept.
+fn keep_reasons(
+    backups: &[BackupInfo],
+    decision: &Decision,
+    notes: &mut Vec<String>,
+) -> (BTreeSet<usize>, BTreeMap<usize, Keep>) {
     let mut delete = decision.delete.clone();
     let mut keep: BTreeMap<usize, Keep> = BTreeMap::new();
     for (i, backup) in backups.iter().enumerate() {
@@ -440,7 +485,21 @@ fn finish(
             keep.insert(i, Keep::Rule);
         }
     }
-    // Keep every ancestor of a kept delta, until nothing changes.
+    (delete, keep)
+}
+
+/// Keeps every ancestor of a kept delta, until nothing changes.
+fn keep_delta_bases(
+    backups: &[BackupInfo],
+    delete: &mut BTreeSet<usize>,
+    keep: &mut BTreeMap<usize, Keep>,
+    notes: &mut Vec<String>,
+) {
+    let by_name: BTreeMap<&str, usize> = backups
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.name.as_str(), i))
+        .collect();
     let mut changed = true;
     while changed {
         changed = false;
@@ -467,23 +526,28 @@ fn finish(
             }
         }
     }
+}
 
-    let size = ordered.segment_size;
-    let spans: Vec<SegmentSpan> = backups.iter().map(objects::backup_span).collect();
-    let bounds: Vec<SegmentSpan> = keep
-        .iter()
-        .filter(|(_, k)| k.bounds_wal())
-        .map(|(i, _)| spans[*i])
-        .collect();
-    let ranges: Vec<SegmentSpan> = keep.keys().map(|i| spans[*i]).collect();
-    let may_delete_by_age = !bounds.is_empty() || decision.unbounded;
-    if (decision.delete_wal || decision.delete_leftovers) && may_delete_by_age && size.is_none() {
-        notes.push(
-            "backups have different WAL segment sizes: no WAL or incomplete backup is deleted"
-                .to_string(),
-        );
-    }
+/// What decides whether WAL and incomplete backups are old enough to go.
+struct AgeLimit {
+    /// The WAL segment size, `None` when backups disagree (then nothing goes by age).
+    size: Option<u64>,
+    /// The spans of the kept backups that bound the WAL: what goes is older than all.
+    bounds: Vec<SegmentSpan>,
+    /// The spans of every kept backup: WAL inside one stays.
+    ranges: Vec<SegmentSpan>,
+    may_delete_by_age: bool,
+}
 
+/// The objects to delete, with their sizes: those of the deleted backups, and old WAL and
+/// incomplete backups as the decision allows. Notes what it keeps that looks deletable.
+fn doomed_objects<'i>(
+    inventory: &'i Inventory,
+    decision: &Decision,
+    delete: &BTreeSet<usize>,
+    age: &AgeLimit,
+    notes: &mut Vec<String>,
+) -> BTreeMap<&'i str, u64> {
     let mut delete_objects: BTreeMap<&str, u64> = BTreeMap::new();
     let mut kept_leftovers: BTreeSet<&str> = BTreeSet::new();
     let mut unknown_sentinels: BTreeSet<&str> = BTreeSet::new();
@@ -497,10 +561,10 @@ fn finish(
             }
             Owner::Leftover(folder) => {
                 let old = decision.delete_leftovers
-                    && may_delete_by_age
-                    && size.is_some_and(|size| {
+                    && age.may_delete_by_age
+                    && age.size.is_some_and(|size| {
                         objects::leftover_span(folder, size)
-                            .is_some_and(|span| span.older_than_all(&bounds))
+                            .is_some_and(|span| span.older_than_all(&age.bounds))
                     });
                 if decision.delete_leftovers && !old {
                     kept_leftovers.insert(folder);
@@ -509,10 +573,10 @@ fn finish(
             }
             Owner::Wal(name) => {
                 decision.delete_wal
-                    && may_delete_by_age
-                    && size.is_some_and(|size| {
+                    && age.may_delete_by_age
+                    && age.size.is_some_and(|size| {
                         objects::wal_span(name, size).is_some_and(|span| {
-                            span.older_than_all(&bounds) && !span.overlaps_any(&ranges)
+                            span.older_than_all(&age.bounds) && !span.overlaps_any(&age.ranges)
                         })
                     })
             }
@@ -533,20 +597,5 @@ fn finish(
             "backup {name} has a sentinel but is not in the inventory: its objects are kept"
         ));
     }
-
-    let names = |set: &dyn Fn(usize) -> bool| -> Vec<String> {
-        ordered
-            .all()
-            .filter(|i| set(*i))
-            .map(|i| backups[i].name.clone())
-            .collect()
-    };
-    Plan {
-        target: decision.target.map(|i| backups[i].name.clone()),
-        delete_backups: names(&|i| delete.contains(&i)),
-        keep_backups: names(&|i| !delete.contains(&i)),
-        bytes_freed: delete_objects.values().sum(),
-        delete_objects: delete_objects.keys().map(|k| (*k).to_string()).collect(),
-        notes,
-    }
+    delete_objects
 }

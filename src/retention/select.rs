@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::order::{Ordered, show_system_identifier};
-use super::{Anchor, Decision, Inventory, Modifier, PlanError, TargetSelector};
+use super::{Anchor, BackupInfo, Decision, Inventory, Modifier, PlanError, TargetSelector};
 
 /// `retain`.
 pub(super) fn retain(
@@ -236,7 +236,37 @@ pub(super) fn target(
         .enumerate()
         .map(|(i, b)| (b.name.as_str(), i))
         .collect();
-    let selected = match selector {
+    let selected = selected_backup(backups, &by_name, selector)?;
+    let root = if find_full {
+        chain_root(backups, &by_name, selected, notes)
+    } else {
+        selected
+    };
+    let delete = with_dependents(backups, root);
+    let mut permanent: Vec<String> = delete
+        .iter()
+        .filter(|i| backups[**i].is_permanent)
+        .map(|i| backups[*i].name.clone())
+        .collect();
+    permanent.sort();
+    if !permanent.is_empty() {
+        return Err(PlanError::Permanent(permanent));
+    }
+    Ok(Decision {
+        target: Some(selected),
+        delete,
+        ..Decision::default()
+    })
+}
+
+/// The backup `selector` names: by name (`LATEST`: the newest sentinel) or by its user data,
+/// which must match exactly one.
+fn selected_backup(
+    backups: &[BackupInfo],
+    by_name: &BTreeMap<&str, usize>,
+    selector: &TargetSelector,
+) -> Result<usize, PlanError> {
+    Ok(match selector {
         TargetSelector::Name(name) => match by_name.get(name.as_str()) {
             Some(&i) => i,
             None if name == "LATEST" => (0..backups.len())
@@ -259,24 +289,37 @@ pub(super) fn target(
                 }
             }
         }
-    };
+    })
+}
+
+/// The full backup of the delta chain `selected` is in, or the oldest of its chain that
+/// exists (noted).
+fn chain_root(
+    backups: &[BackupInfo],
+    by_name: &BTreeMap<&str, usize>,
+    selected: usize,
+    notes: &mut Vec<String>,
+) -> usize {
     let mut root = selected;
-    if find_full {
-        let mut seen = BTreeSet::from([root]);
-        while let Some(base) = backups[root].delta_from.as_deref() {
-            match by_name.get(base) {
-                Some(&b) if seen.insert(b) => root = b,
-                Some(_) => break,
-                None => {
-                    notes.push(format!(
-                        "{} is a delta of {base}, which does not exist: the chain is deleted from {}",
-                        backups[root].name, backups[root].name
-                    ));
-                    break;
-                }
+    let mut seen = BTreeSet::from([root]);
+    while let Some(base) = backups[root].delta_from.as_deref() {
+        match by_name.get(base) {
+            Some(&b) if seen.insert(b) => root = b,
+            Some(_) => break,
+            None => {
+                notes.push(format!(
+                    "{} is a delta of {base}, which does not exist: the chain is deleted from {}",
+                    backups[root].name, backups[root].name
+                ));
+                break;
             }
         }
     }
+    root
+}
+
+/// `root` and every delta depending on it, directly or further down.
+fn with_dependents(backups: &[BackupInfo], root: usize) -> BTreeSet<usize> {
     let mut children: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, b) in backups.iter().enumerate() {
         if let Some(base) = b.delta_from.as_deref() {
@@ -292,18 +335,5 @@ pub(super) fn target(
             }
         }
     }
-    let mut permanent: Vec<String> = delete
-        .iter()
-        .filter(|i| backups[**i].is_permanent)
-        .map(|i| backups[*i].name.clone())
-        .collect();
-    permanent.sort();
-    if !permanent.is_empty() {
-        return Err(PlanError::Permanent(permanent));
-    }
-    Ok(Decision {
-        target: Some(selected),
-        delete,
-        ..Decision::default()
-    })
+    delete
 }

@@ -149,8 +149,9 @@ fn linear() -> (Fx, Vec<String>) {
     (fx, names)
 }
 
+/// `retain`, with and without `FULL` and `FIND_FULL`, on one timeline.
 #[test]
-fn every_mode_on_one_timeline() {
+fn retain_on_one_timeline() {
     let (fx, names) = linear();
     run(
         &fx,
@@ -173,6 +174,18 @@ fn every_mode_on_one_timeline() {
             ),
             row(retain_with(Modifier::Full, 6, None), &[], &[])
                 .note("fewer than 6 full backups (5)"),
+        ],
+    );
+}
+
+/// `before` a name, a name prefix or a time, on one timeline.
+#[test]
+fn before_on_one_timeline() {
+    let (fx, names) = linear();
+    run(
+        &fx,
+        &names,
+        vec![
             row(before(name(&names[2])), &[0, 1], &[(1, 0x08..=0x2F)]),
             // A prefix: the newest backup whose name starts with it.
             row(
@@ -195,6 +208,18 @@ fn every_mode_on_one_timeline() {
             row(before(time(3, 0)), &[0, 1], &[(1, 0x08..=0x2F)]),
             row(before(time(0, 0)), &[], &[(1, 0x08..=0x0F)]),
             row(before(time(100, 0)), &[], &[]).note("no backup found for deletion"),
+        ],
+    );
+}
+
+/// `retain --after` a name or a time, on one timeline.
+#[test]
+fn retain_after_on_one_timeline() {
+    let (fx, names) = linear();
+    run(
+        &fx,
+        &names,
+        vec![
             // --after: the older of the N-th newest and the first from the anchor on.
             row(
                 retain_with(Modifier::None, 2, Some(name(&names[1]))),
@@ -225,6 +250,18 @@ fn every_mode_on_one_timeline() {
             // Fewer than N: nothing, even with a time that would select older backups.
             row(retain_with(Modifier::None, 9, Some(time(2, 30))), &[], &[])
                 .note("fewer than 9 backups"),
+        ],
+    );
+}
+
+/// `garbage` in each scope and `target`, on one timeline.
+#[test]
+fn garbage_and_target_on_one_timeline() {
+    let (fx, names) = linear();
+    run(
+        &fx,
+        &names,
+        vec![
             row(garbage(GarbageScope::All), &[], &[(1, 0x08..=0x0F)]),
             row(garbage(GarbageScope::Archives), &[], &[(1, 0x08..=0x0F)]),
             row(garbage(GarbageScope::Backups), &[], &[]),
@@ -457,8 +494,12 @@ fn permanent_backups_anywhere() {
             Err(PlanError::Permanent(_))
         ));
     }
+}
 
-    // garbage keeps WAL from the oldest non-permanent backup on, and permanent ranges.
+/// `garbage` keeps WAL from the oldest non-permanent backup on, and the ranges of permanent
+/// backups; with only permanent backups it does nothing unless told not to check.
+#[test]
+fn garbage_keeps_the_ranges_of_permanent_backups() {
     let (mut fx, names) = linear();
     fx.permanent(&names[0]);
     run(

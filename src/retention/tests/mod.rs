@@ -185,9 +185,30 @@ fn wal_segments(key: &str) -> Option<(u32, u64, u64)> {
 
 /// What every plan must satisfy, whatever the rule.
 pub(super) fn assert_safe(inv: &Inventory, rule: &Rule, plan: &Plan) {
+    assert_accounts(inv, plan);
+    if matches!(rule, Rule::Everything { .. }) {
+        assert_eq!(plan.delete_objects.len(), inv.objects.len());
+        return;
+    }
+    assert_deleted_objects_are_unneeded(inv, rule, plan);
+    assert_deleted_backups_may_go(inv, rule, plan);
+}
+
+/// Every backup of the inventory, those the plan deletes and those it keeps.
+fn backup_sets<'a>(
+    inv: &'a Inventory,
+    plan: &'a Plan,
+) -> (BTreeSet<&'a str>, BTreeSet<&'a str>, BTreeSet<&'a str>) {
     let all: BTreeSet<&str> = inv.backups.iter().map(|b| b.name.as_str()).collect();
     let deleted: BTreeSet<&str> = plan.delete_backups.iter().map(String::as_str).collect();
     let kept: BTreeSet<&str> = plan.keep_backups.iter().map(String::as_str).collect();
+    (all, deleted, kept)
+}
+
+/// Each backup is kept or deleted; the objects are sorted, unique, and add up to the bytes
+/// freed.
+fn assert_accounts(inv: &Inventory, plan: &Plan) {
+    let (all, deleted, kept) = backup_sets(inv, plan);
     assert!(deleted.is_disjoint(&kept), "{plan:?}");
     assert_eq!(
         deleted.union(&kept).copied().collect::<BTreeSet<_>>(),
@@ -209,10 +230,12 @@ pub(super) fn assert_safe(inv: &Inventory, rule: &Rule, plan: &Plan) {
         .map(|k| sizes.get(k.as_str()).copied().unwrap())
         .sum();
     assert_eq!(freed, plan.bytes_freed);
-    if matches!(rule, Rule::Everything { .. }) {
-        assert_eq!(plan.delete_objects.len(), inv.objects.len());
-        return;
-    }
+}
+
+/// A deleted object belongs to a deleted backup, is an incomplete backup's, or is WAL outside
+/// the range of every kept backup; `target` deletes only backups.
+fn assert_deleted_objects_are_unneeded(inv: &Inventory, rule: &Rule, plan: &Plan) {
+    let (all, deleted, kept) = backup_sets(inv, plan);
     let by_name: BTreeMap<&str, &BackupInfo> =
         inv.backups.iter().map(|b| (b.name.as_str(), b)).collect();
     let sentinels: BTreeSet<&str> = inv
@@ -256,6 +279,14 @@ pub(super) fn assert_safe(inv: &Inventory, rule: &Rule, plan: &Plan) {
             );
         }
     }
+}
+
+/// Kept deltas keep their bases; no permanent backup, none of another cluster (`retain`,
+/// `before`) and none at all (`garbage`) is deleted.
+fn assert_deleted_backups_may_go(inv: &Inventory, rule: &Rule, plan: &Plan) {
+    let (all, deleted, kept) = backup_sets(inv, plan);
+    let by_name: BTreeMap<&str, &BackupInfo> =
+        inv.backups.iter().map(|b| (b.name.as_str(), b)).collect();
     for name in &kept {
         if let Some(base) = by_name[name].delta_from.as_deref()
             && all.contains(base)

@@ -63,20 +63,8 @@ pub(super) fn build(
             sources: "static keys".into(),
         };
     }
-
-    let conf = ProviderConfig::default()
-        .with_region(Some(Region::new(region.to_string())))
-        .with_http_client(http)
-        .with_retry_config(RetryConfig::standard().with_max_attempts(2))
-        .with_timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(connect_timeout)
-                .operation_attempt_timeout(request_timeout)
-                .build(),
-        );
-
-    let mut providers: Vec<(Cow<'static, str>, SharedCredentialsProvider)> = Vec::new();
-    let mut sources: Vec<String> = Vec::new();
+    let conf = provider_config(region, http, connect_timeout, request_timeout);
+    let mut chain = ChainBuilder::default();
 
     let ecs = container_uri_set(creds).then(|| {
         SharedCredentialsProvider::new(
@@ -99,94 +87,150 @@ pub(super) fn build(
         };
     }
     if files.is_empty() {
-        sources.push(format!(
+        chain.sources.push(format!(
             "profile '{profile}' (no credentials or config file found)"
         ));
     } else {
-        let mut set = EnvConfigFiles::builder();
-        for (kind, path) in &files {
-            set = set.with_file(*kind, path);
-        }
-        let builder = ProfileFileCredentialsProvider::builder()
-            .configure(&conf)
-            .profile_files(set.build())
-            .profile_name(profile)
-            // `credential_source` in a profile: only what settings allow.
-            .with_custom_provider("Environment", NoCredentials("static keys are not set"))
-            .with_custom_provider(
-                "EcsContainer",
-                or_nothing(&ecs, "no container credentials uri is set"),
-            )
-            .with_custom_provider(
-                "Ec2InstanceMetadata",
-                or_nothing(&imds, "instance metadata is disabled"),
-            );
-        providers.push((
-            "Profile".into(),
-            SharedCredentialsProvider::new(builder.build()),
-        ));
         let shown: Vec<String> = files
             .iter()
             .map(|(_, p)| format!("'{}'", p.display()))
             .collect();
-        sources.push(format!("profile '{profile}' in {}", shown.join(" and ")));
+        chain.push(
+            "Profile",
+            profile_provider(&conf, profile, &files, &ecs, &imds),
+            format!("profile '{profile}' in {}", shown.join(" and ")),
+        );
     }
 
     // A profile asked for by name is the only source.
-    let named_only = named.is_some();
-    if let (false, Some(token_file), Some(role_arn)) = (
-        named_only,
-        &creds.web_identity_token_file,
-        non_empty(&creds.role_arn),
-    ) {
-        let session_name = non_empty(&creds.role_session_name)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("walg-{}", jiff::Timestamp::now().as_second()));
-        let provider = WebIdentityTokenCredentialsProvider::builder()
-            .configure(&conf)
-            .static_configuration(StaticConfiguration {
-                web_identity_token_file: token_file.clone(),
-                role_arn: role_arn.to_string(),
-                session_name,
-            })
-            .build();
-        providers.push((
-            "WebIdentityToken".into(),
-            SharedCredentialsProvider::new(provider),
-        ));
-        sources.push(format!("web identity token '{}'", token_file.display()));
-    }
-
-    if let (false, Some(ecs)) = (named_only, ecs) {
-        providers.push(("EcsContainer".into(), ecs));
-        sources.push("container credentials".into());
-    }
-    match (named_only, imds) {
-        (true, _) => {}
-        (false, Some(imds)) => {
-            providers.push(("Ec2InstanceMetadata".into(), imds));
-            sources.push("instance metadata".into());
-        }
-        (false, None) => sources.push("instance metadata disabled".into()),
-    }
-
-    let mut providers = providers.into_iter();
-    let provider = match providers.next() {
-        None => {
-            SharedCredentialsProvider::new(NoCredentials("no credentials source is configured"))
-        }
-        Some((name, first)) => {
-            let chain = providers.fold(
-                CredentialsProviderChain::first_try(name, first),
-                |chain, (name, next)| chain.or_else(name, next),
+    if named.is_none() {
+        if let Some((provider, token_file)) = web_identity_provider(creds, &conf) {
+            chain.push(
+                "WebIdentityToken",
+                provider,
+                format!("web identity token '{}'", token_file.display()),
             );
-            SharedCredentialsProvider::new(chain)
         }
-    };
-    Chain {
-        provider,
-        sources: sources.join(", "),
+        if let Some(ecs) = ecs {
+            chain.push("EcsContainer", ecs, "container credentials".into());
+        }
+        match imds {
+            Some(imds) => chain.push("Ec2InstanceMetadata", imds, "instance metadata".into()),
+            None => chain.sources.push("instance metadata disabled".into()),
+        }
     }
+    chain.finish()
+}
+
+/// The configuration every provider of the chain shares: STS region, HTTP client, two
+/// attempts, the connect and request timeouts.
+fn provider_config(
+    region: &str,
+    http: SharedHttpClient,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> ProviderConfig {
+    ProviderConfig::default()
+        .with_region(Some(Region::new(region.to_string())))
+        .with_http_client(http)
+        .with_retry_config(RetryConfig::standard().with_max_attempts(2))
+        .with_timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(connect_timeout)
+                .operation_attempt_timeout(request_timeout)
+                .build(),
+        )
+}
+
+/// The providers of the chain, in order, and a description of each source it looks in.
+#[derive(Default)]
+struct ChainBuilder {
+    providers: Vec<(Cow<'static, str>, SharedCredentialsProvider)>,
+    sources: Vec<String>,
+}
+
+impl ChainBuilder {
+    fn push(&mut self, name: &'static str, provider: SharedCredentialsProvider, source: String) {
+        self.providers.push((name.into(), provider));
+        self.sources.push(source);
+    }
+
+    /// The providers tried in order; with none, a provider that says so.
+    fn finish(self) -> Chain {
+        let mut providers = self.providers.into_iter();
+        let provider = match providers.next() {
+            None => {
+                SharedCredentialsProvider::new(NoCredentials("no credentials source is configured"))
+            }
+            Some((name, first)) => {
+                let chain = providers.fold(
+                    CredentialsProviderChain::first_try(name, first),
+                    |chain, (name, next)| chain.or_else(name, next),
+                );
+                SharedCredentialsProvider::new(chain)
+            }
+        };
+        Chain {
+            provider,
+            sources: self.sources.join(", "),
+        }
+    }
+}
+
+/// The profile `profile` in `files`; its `credential_source` may name only what settings
+/// allow.
+fn profile_provider(
+    conf: &ProviderConfig,
+    profile: &str,
+    files: &[(EnvConfigFileKind, PathBuf)],
+    ecs: &Option<SharedCredentialsProvider>,
+    imds: &Option<SharedCredentialsProvider>,
+) -> SharedCredentialsProvider {
+    let mut set = EnvConfigFiles::builder();
+    for (kind, path) in files {
+        set = set.with_file(*kind, path);
+    }
+    let builder = ProfileFileCredentialsProvider::builder()
+        .configure(conf)
+        .profile_files(set.build())
+        .profile_name(profile)
+        .with_custom_provider("Environment", NoCredentials("static keys are not set"))
+        .with_custom_provider(
+            "EcsContainer",
+            or_nothing(ecs, "no container credentials uri is set"),
+        )
+        .with_custom_provider(
+            "Ec2InstanceMetadata",
+            or_nothing(imds, "instance metadata is disabled"),
+        );
+    SharedCredentialsProvider::new(builder.build())
+}
+
+/// A web identity token provider and its token file, when a token file and a role are set.
+fn web_identity_provider<'c>(
+    creds: &'c S3Credentials,
+    conf: &ProviderConfig,
+) -> Option<(SharedCredentialsProvider, &'c Path)> {
+    let (Some(token_file), Some(role_arn)) =
+        (&creds.web_identity_token_file, non_empty(&creds.role_arn))
+    else {
+        return None;
+    };
+    let session_name = non_empty(&creds.role_session_name)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("walg-{}", jiff::Timestamp::now().as_second()));
+    let provider = WebIdentityTokenCredentialsProvider::builder()
+        .configure(conf)
+        .static_configuration(StaticConfiguration {
+            web_identity_token_file: token_file.clone(),
+            role_arn: role_arn.to_string(),
+            session_name,
+        })
+        .build();
+    Some((
+        SharedCredentialsProvider::new(provider),
+        token_file.as_path(),
+    ))
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
