@@ -373,3 +373,110 @@ impl Command {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(words: &[&str]) -> anyhow::Result<Rule> {
+        let args = ["walg", "delete"].iter().chain(words);
+        let cli = Cli::try_parse_from(args).unwrap();
+        let Command::Delete(delete) = cli.command else {
+            panic!("not delete");
+        };
+        delete.mode.rule()
+    }
+
+    #[test]
+    fn every_delete_mode_becomes_its_rule() {
+        let name = |n: &str| Anchor::Name(n.to_string());
+        let cases = [
+            (
+                vec!["retain", "FIND_FULL", "3", "--after", "base_1"],
+                Rule::Retain {
+                    modifier: Modifier::FindFull,
+                    count: 3,
+                    after: Some(name("base_1")),
+                },
+            ),
+            (
+                vec!["retain", "2"],
+                Rule::Retain {
+                    modifier: Modifier::None,
+                    count: 2,
+                    after: None,
+                },
+            ),
+            (
+                vec!["before", "FIND_FULL", "base_2"],
+                Rule::Before {
+                    find_full: true,
+                    anchor: name("base_2"),
+                },
+            ),
+            (
+                vec!["everything", "FORCE"],
+                Rule::Everything { force: true },
+            ),
+            (
+                vec!["target", "--target-user-data", r#"{"a":1}"#],
+                Rule::Target {
+                    find_full: false,
+                    selector: TargetSelector::UserData(serde_json::json!({"a": 1})),
+                },
+            ),
+            (
+                vec!["garbage", "ARCHIVES", "--without-backup-check"],
+                Rule::Garbage {
+                    scope: GarbageScope::Archives,
+                    without_backup_check: true,
+                },
+            ),
+        ];
+        for (words, expected) in cases {
+            assert_eq!(rule(&words).unwrap(), expected, "{words:?}");
+        }
+    }
+
+    #[test]
+    fn wrong_delete_words_are_refused_naming_what_the_mode_takes() {
+        let cases = [
+            (
+                vec!["retain", "FULLY", "3"],
+                "expected FULL or FIND_FULL, not 'FULLY'",
+            ),
+            (
+                vec!["retain", "x"],
+                "delete retain: 'x' is not a number of backups",
+            ),
+            (
+                vec!["before", "FULL", "base_1"],
+                "delete before takes [FIND_FULL] NAME|TIME (FULL is not allowed)",
+            ),
+            (
+                vec!["everything", "ALL"],
+                "delete everything takes FORCE, not 'ALL'",
+            ),
+            (
+                vec!["target", "FULL", "base_1"],
+                "delete target takes [FIND_FULL] NAME",
+            ),
+            (
+                vec!["target"],
+                "delete target takes a backup name or --target-user-data, one of them",
+            ),
+            (
+                vec!["target", "--target-user-data", "{"],
+                "--target-user-data is not valid JSON",
+            ),
+            (
+                vec!["garbage", "WAL"],
+                "delete garbage takes ARCHIVES or BACKUPS, not 'WAL'",
+            ),
+        ];
+        for (words, expected) in cases {
+            let err = rule(&words).unwrap_err();
+            assert_eq!(err.to_string(), expected, "{words:?}");
+        }
+    }
+}
