@@ -1,5 +1,6 @@
-//! The command line: arguments, settings resolution, logging, dispatch to `ops`, and exit
-//! codes. The only layer that talks to the user.
+//! The command line: arguments, settings resolution, logging, a dispatch to one function per
+//! command (`commands`, which call `ops` and render what it returns), and exit codes. The only
+//! layer that talks to the user.
 
 // The one layer that reads the environment, writes to the terminal and ends the process
 // (clippy.toml forbids these functions everywhere else).
