@@ -39,7 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "util",
         ],
     ),
-    ("config", &["storage", "compression", "util"]),
+    ("config", &["storage", "compression", "pg", "util"]),
     (
         "ops",
         &[

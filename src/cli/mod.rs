@@ -1,16 +1,19 @@
-//! The command line: arguments, settings resolution, logging, dispatch to `ops`, and exit
-//! codes. The only layer that talks to the user.
+//! The command line: arguments, settings resolution, logging, a dispatch to one function per
+//! command (`commands`, which call `ops` and render what it returns), and exit codes. The only
+//! layer that talks to the user.
 
 // The one layer that reads the environment, writes to the terminal and ends the process
 // (clippy.toml forbids these functions everywhere else).
 #![allow(clippy::disallowed_methods)]
 
 mod args;
+mod commands;
 pub mod exit;
 pub mod http;
 pub mod logging;
 pub mod progress;
 pub mod render;
+mod stdout;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -136,77 +139,8 @@ fn run(cli: Cli, flags: BTreeMap<String, String>) -> anyhow::Result<u8> {
     runtime.block_on(dispatch(cli.command, settings, &flags, &raw))
 }
 
-/// The arguments a `restore_command` needs to run walg with the settings of this run: the
-/// config file, and every non-secret setting given as a flag or in the environment (the
-/// server's environment may differ from a DBA's shell). Secrets are never written into
-/// `postgresql.auto.conf`: a warning names the ones the server must get another way.
-fn restore_args(raw: &RawConfig) -> Vec<String> {
-    let mut args = Vec::new();
-    if let Some(file) = raw.file_path() {
-        args.push("--config".to_string());
-        args.push(file.display().to_string());
-    }
-    let mut secrets = Vec::new();
-    for def in registry::SETTINGS {
-        let Some(value) = raw.get(def) else { continue };
-        if !matches!(value.source, config::Source::Flag | config::Source::Env) {
-            continue;
-        }
-        if def.kind == Kind::Secret {
-            secrets.push(value.name);
-            continue;
-        }
-        args.push(format!("--{}", registry::flag_name(value.name)));
-        args.push(value.value);
-    }
-    if !secrets.is_empty() {
-        tracing::warn!(
-            "restore_command will not contain {}: the PostgreSQL server needs them in its environment, a config file or a credentials file",
-            secrets.join(", ")
-        );
-    }
-    args
-}
-
-/// Turns the first SIGTERM or SIGINT into a shutdown request.
-async fn wait_for_signal(stop: tokio::sync::watch::Sender<bool>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot watch SIGTERM/SIGINT");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
-    }
-    let _ = stop.send(true);
-}
-
-/// The PostgreSQL connection from the resolved settings.
-fn connect_settings(pg: &config::PgSettings) -> crate::pg::ConnectSettings {
-    crate::pg::ConnectSettings {
-        host: pg.host.clone(),
-        port: pg.port,
-        user: pg.user.clone(),
-        os_user: pg.os_user.clone(),
-        password: pg.password.clone(),
-        passfile: pg.passfile.clone(),
-        database: pg.database.clone(),
-        application_name: pg.application_name.clone(),
-        connect_timeout: pg.connect_timeout,
-        sslmode: pg.sslmode.clone(),
-    }
-}
-
-async fn dispatch(
-    command: Command,
-    settings: Settings,
-    flags: &BTreeMap<String, String>,
-    raw: &RawConfig,
-) -> anyhow::Result<u8> {
+/// The storage and settings every command gets.
+async fn context(settings: Settings, flags: &BTreeMap<String, String>) -> anyhow::Result<Context> {
     let storage_settings = settings.storage.clone().ok_or_else(|| {
         ops::HintedError::new(
             "no storage is configured",
@@ -214,203 +148,32 @@ async fn dispatch(
         )
     })?;
     let storage = storage::from_settings(&storage_settings).await?;
-    let ctx = Context {
+    Ok(Context {
         storage,
         exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("walg")),
         child_args: child_args(&settings, flags),
         settings: Arc::new(settings),
-    };
+    })
+}
+
+/// Runs the command's function (`commands::*`).
+async fn dispatch(
+    command: Command,
+    settings: Settings,
+    flags: &BTreeMap<String, String>,
+    raw: &RawConfig,
+) -> anyhow::Result<u8> {
+    let ctx = context(settings, flags).await?;
     match command {
-        Command::WalPush { wal_filepath } => {
-            ops::wal_push::run(&ctx, &wal_filepath).await?;
-            Ok(exit::SUCCESS)
-        }
-        Command::WalFetch {
-            wal_name,
-            destination_filename,
-        } => match ops::wal_fetch::run(&ctx, &wal_name, &destination_filename).await? {
-            ops::wal_fetch::Fetched::Written { from, .. } => {
-                tracing::debug!("'{wal_name}' restored from '{from}'");
-                Ok(exit::SUCCESS)
-            }
-            ops::wal_fetch::Fetched::Missing => {
-                tracing::info!("wal file '{wal_name}' is not in storage");
-                Ok(exit::WAL_NOT_FOUND)
-            }
-        },
-        Command::BackupPush {
-            db_directory,
-            permanent,
-            full: _,
-            add_user_data,
-        } => {
-            let user_data = add_user_data
-                .map(|text| serde_json::from_str(&text))
-                .transpose()
-                .context("--add-user-data is not valid JSON")?;
-            let options = ops::backup_push::BackupPushOptions {
-                pgdata: db_directory.or_else(|| ctx.settings.pg.data.clone()),
-                connect: connect_settings(&ctx.settings.pg),
-                permanent,
-                user_data,
-            };
-            let report =
-                ops::backup_push::run(&ctx, options, Arc::from(progress::for_stderr())).await?;
-            tracing::debug!("backup '{}': {} parts", report.name, report.parts);
-            Ok(exit::SUCCESS)
-        }
-        Command::BackupFetch {
-            destination_directory,
-            backup_name,
-            restore_spec,
-            write_recovery_conf,
-            target_time,
-            target_lsn,
-            target_name,
-            target_action,
-            target_timeline,
-        } => {
-            let recovery = write_recovery_conf.then(|| {
-                let command = ops::recovery_conf::restore_command(&ctx.exe, &restore_args(raw));
-                let target = ops::recovery_conf::RecoveryTarget {
-                    time: target_time,
-                    lsn: target_lsn,
-                    name: target_name,
-                    action: target_action,
-                    timeline: target_timeline,
-                };
-                (command, target)
-            });
-            let options = ops::backup_fetch::BackupFetchOptions {
-                destination: destination_directory,
-                name: backup_name,
-                restore_spec,
-                recovery,
-            };
-            ops::backup_fetch::run(&ctx, options, Arc::from(progress::for_stderr())).await?;
-            Ok(exit::SUCCESS)
-        }
-        Command::Schedule {
-            db_directory,
-            cron,
-            retain,
-            metrics_addr,
-            once,
-        } => {
-            let retain = retain.or(ctx.settings.schedule.retain).ok_or_else(|| {
-                ops::HintedError::new(
-                    "walg schedule needs the number of full backups to keep",
-                    "give --retain N or set WALG_BACKUP_RETAIN",
-                )
-            })?;
-            let options = ops::schedule::ScheduleOptions {
-                backup: ops::backup_push::BackupPushOptions {
-                    pgdata: db_directory.or_else(|| ctx.settings.pg.data.clone()),
-                    connect: connect_settings(&ctx.settings.pg),
-                    permanent: false,
-                    user_data: None,
-                },
-                retain,
-            };
-            let metrics = Arc::new(ops::metrics::Metrics::default());
-            if once {
-                let ok = ops::schedule::cycle(
-                    &ctx,
-                    &options,
-                    &metrics,
-                    Arc::from(progress::for_stderr()),
-                )
-                .await;
-                return Ok(if ok { exit::SUCCESS } else { exit::FAILURE });
-            }
-            let expression = cron
-                .or_else(|| ctx.settings.schedule.cron.clone())
-                .ok_or_else(|| {
-                    ops::HintedError::new(
-                        "walg schedule needs a schedule",
-                        "give --cron EXPR or set WALG_BACKUP_SCHEDULE, e.g. \"0 0 * * *\"",
-                    )
-                })?;
-            let zone = crate::schedule::timezone_from_tz(ctx.settings.schedule.tz.as_deref())?;
-            let schedule = crate::schedule::Schedule::parse(&expression, zone)?;
-            let (stop, stopped) = tokio::sync::watch::channel(false);
-            let mut server = None;
-            if let Some(addr) = metrics_addr.or_else(|| ctx.settings.schedule.metrics_addr.clone())
-            {
-                let listener = tokio::net::TcpListener::bind(&addr)
-                    .await
-                    .with_context(|| format!("listening on '{addr}' for metrics"))?;
-                tracing::info!("serving /metrics and /healthz on {addr}");
-                server = Some(tokio::spawn(http::serve(
-                    listener,
-                    Arc::clone(&metrics),
-                    stopped.clone(),
-                )));
-            }
-            let signals = tokio::spawn(wait_for_signal(stop));
-            let report = ops::schedule::run(
-                &ctx,
-                schedule,
-                &options,
-                &metrics,
-                Arc::from(progress::for_stderr()),
-                stopped,
-            )
-            .await?;
-            signals.abort();
-            if let Some(server) = server {
-                server.abort();
-            }
-            tracing::info!(
-                "schedule stopped after {} cycles ({} failed)",
-                report.cycles,
-                report.failures
-            );
-            Ok(exit::SUCCESS)
-        }
-        Command::Delete {
-            mode,
-            confirm,
-            use_sentinel_time,
-            json,
-        } => {
-            let rule = mode.rule()?;
-            let options = crate::retention::Options { use_sentinel_time };
-            let report =
-                ops::delete::run(&ctx, &rule, options, confirm, jiff::Timestamp::now()).await?;
-            if json {
-                render::json_line(&report)?;
-            }
-            Ok(exit::SUCCESS)
-        }
-        Command::BackupMark {
-            backup_name,
-            impermanent,
-        } => {
-            ops::backup_mark::run(&ctx, &backup_name, !impermanent).await?;
-            Ok(exit::SUCCESS)
-        }
-        Command::BackupList {
-            pretty,
-            json,
-            detail,
-        } => {
-            let format = render::ListFormat {
-                json,
-                pretty,
-                detail,
-            };
-            render::backup_list(&ctx, format).await?;
-            Ok(exit::SUCCESS)
-        }
-        Command::WalPrefetch {
-            wal_name,
-            prefetch_location,
-        } => {
-            let report = ops::wal_prefetch::run(&ctx, &wal_name, &prefetch_location).await?;
-            tracing::debug!("prefetched {} segments after '{wal_name}'", report.fetched);
-            Ok(exit::SUCCESS)
-        }
+        Command::WalPush(args) => commands::wal_push::run(&ctx, args).await,
+        Command::WalFetch(args) => commands::wal_fetch::run(&ctx, args).await,
+        Command::BackupPush(args) => commands::backup_push::run(&ctx, args).await,
+        Command::BackupFetch(args) => commands::backup_fetch::run(&ctx, args, raw).await,
+        Command::Schedule(args) => commands::schedule::run(&ctx, args).await,
+        Command::Delete(args) => commands::delete::run(&ctx, args).await,
+        Command::BackupMark(args) => commands::backup_mark::run(&ctx, args).await,
+        Command::BackupList(args) => commands::backup_list::run(&ctx, args).await,
+        Command::WalPrefetch(args) => commands::wal_prefetch::run(&ctx, args).await,
     }
 }
 

@@ -1,5 +1,5 @@
-//! What commands print on standard output, byte for byte as WAL-G prints it: the only place
-//! that writes to stdout.
+//! What commands print on standard output, byte for byte as WAL-G prints it, formatted from
+//! the data `ops` returned (`cli::stdout` writes it). Nothing here reads storage.
 //!
 //! WAL-G compat (internal/printlist/entities.go, internal/backup_time.go,
 //! internal/databases/postgres/backup_detail.go, backup_list_time_format.go): lists are a Go
@@ -11,19 +11,17 @@
 
 use std::io::{self, Write};
 
-use anyhow::Context as _;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::layout::documents::{ExtendedMetadata, GoTime};
 use crate::layout::to_vec_v1_indented;
-use crate::ops::Context;
-use crate::ops::backup_list::{self, BackupDetail, BackupSummary};
+use crate::ops::backup_list::{BackupDetail, BackupSummary, Listing};
 use crate::storage::StorageSettings;
 
 /// The one storage WAL-G lists without failover storages configured.
-const STORAGE_NAME: &str = "default";
+pub(crate) const STORAGE_NAME: &str = "default";
 
 /// The output flags of a list command.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,8 +49,8 @@ impl TimeZones {
         }
     }
 
-    fn for_storage(storage: Option<&StorageSettings>) -> TimeZones {
-        let local = TimeZone::system();
+    /// `local` for both with a local folder, else UTC for storage times.
+    pub fn for_storage(storage: Option<&StorageSettings>, local: TimeZone) -> TimeZones {
         let storage = match storage {
             Some(StorageSettings::Fs(_)) => local.clone(),
             _ => TimeZone::UTC,
@@ -61,41 +59,17 @@ impl TimeZones {
     }
 }
 
-/// Writes `bytes` to stdout. A closed pipe (`walg backup-list | head`) is not an error.
-fn to_stdout(bytes: &[u8]) -> anyhow::Result<()> {
-    let stdout = io::stdout();
-    let mut lock = stdout.lock();
-    match lock.write_all(bytes).and_then(|()| lock.flush()) {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("writing to standard output"),
+/// Renders `backup-list`: the backups, or their details with `--detail`.
+pub fn backup_list(
+    out: &mut impl Write,
+    listing: &Listing,
+    format: ListFormat,
+    zones: &TimeZones,
+) -> io::Result<()> {
+    match listing {
+        Listing::Backups(backups) => write_backup_list(out, backups, format, zones),
+        Listing::Details(details) => write_backup_details(out, details, format, zones),
     }
-}
-
-/// `backup-list [--json] [--pretty] [--detail]`.
-pub async fn backup_list(ctx: &Context, format: ListFormat) -> anyhow::Result<()> {
-    tracing::info!("List backups from storages: [{STORAGE_NAME}]");
-    let backups = backup_list::list(ctx.storage.as_ref())
-        .await
-        .context("listing backups")?;
-    if backups.is_empty() && !format.json {
-        tracing::info!("No backups found");
-    }
-    let zones = TimeZones::for_storage(ctx.settings.storage.as_ref());
-    let mut out = Vec::new();
-    if format.detail {
-        let mut details = backup_list::details(ctx.storage.as_ref(), &backups).await?;
-        for detail in details.iter().filter(|d| d.metadata.is_none()) {
-            tracing::warn!(
-                "backup '{}' has no metadata.json: its details are shown empty",
-                detail.backup.name
-            );
-        }
-        backup_list::sort_details(&mut details);
-        write_backup_details(&mut out, &details, format, &zones)?;
-    } else {
-        write_backup_list(&mut out, &backups, format, &zones)?;
-    }
-    to_stdout(&out)
 }
 
 /// Renders `backup-list` without `--detail`.
@@ -419,13 +393,12 @@ fn write_ascii_table(out: &mut impl Write, lines: &[Vec<String>]) -> io::Result<
     out.write_all(text.as_bytes())
 }
 
+/// `value` as one line of JSON and a newline (`delete --json`).
+pub fn json_line(value: &impl serde::Serialize) -> anyhow::Result<String> {
+    let mut text = serde_json::to_string(value)?;
+    text.push('\n');
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests;
-
-/// Writes `value` as one line of JSON on standard output (`delete --json`).
-pub fn json_line(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let text = serde_json::to_string(value)?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}")?;
-    Ok(())
-}

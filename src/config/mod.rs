@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::compression::{CompressionSettings, Method, ZstdLevel};
+use crate::pg::ConnectSettings;
 use crate::storage::StorageSettings;
 use crate::storage::fs::FsSettings;
 use crate::storage::s3::{S3Credentials, S3Settings};
@@ -76,23 +77,13 @@ pub struct WalSettings {
     pub segment_size: u64,
 }
 
-/// PostgreSQL connection settings (libpq's variables).
+/// PostgreSQL settings: the data directory and the connection (libpq's variables), in the
+/// type `pg` connects with.
 #[derive(Debug, Clone, Default)]
 pub struct PgSettings {
+    /// `PGDATA`.
     pub data: Option<PathBuf>,
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub user: Option<String>,
-    pub password: Option<Secret>,
-    /// `PGPASSFILE`, else `$HOME/.pgpass` when `HOME` is set (used only if it exists).
-    pub passfile: Option<PathBuf>,
-    pub database: Option<String>,
-    pub sslmode: Option<String>,
-    pub application_name: String,
-    /// `PGCONNECT_TIMEOUT`; `None` when unset or 0 (walg then uses its own bounded default).
-    pub connect_timeout: Option<Duration>,
-    /// The OS user name (`USER`, else `LOGNAME`): libpq's default for `PGUSER`.
-    pub os_user: Option<String>,
+    pub connect: ConnectSettings,
 }
 
 /// Everything a command needs, typed and validated.
@@ -240,31 +231,7 @@ impl Settings {
                 prefetch_dir: r.path("WALG_PREFETCH_DIR")?,
                 segment_size,
             },
-            pg: PgSettings {
-                data: r.path("PGDATA")?,
-                host: r.string("PGHOST")?,
-                port: r.int("PGPORT")?.and_then(|p| u16::try_from(p).ok()),
-                user: r.string("PGUSER")?,
-                password: r.secret("PGPASSWORD")?,
-                passfile: r.path("PGPASSFILE")?.or_else(|| {
-                    raw.env_var("HOME")
-                        .map(|home| PathBuf::from(home).join(".pgpass"))
-                }),
-                database: r.string("PGDATABASE")?,
-                sslmode: r.string("PGSSLMODE")?,
-                application_name: r
-                    .string("PGAPPNAME")?
-                    .unwrap_or_else(|| "wal-g".to_string()),
-                connect_timeout: r
-                    .int("PGCONNECT_TIMEOUT")?
-                    .and_then(|s| u64::try_from(s).ok())
-                    .filter(|s| *s > 0)
-                    .map(Duration::from_secs),
-                os_user: raw
-                    .env_var("USER")
-                    .or_else(|| raw.env_var("LOGNAME"))
-                    .map(str::to_string),
-            },
+            pg: pg_settings(&r, raw)?,
             log: log_settings(raw)?,
             backup: backup_settings(&r)?,
             schedule: ScheduleSettings {
@@ -287,6 +254,38 @@ impl Settings {
             .filter_map(|d| raw.get(d).map(|v| v.name))
             .collect()
     }
+}
+
+/// `PGDATA` and libpq's connection variables; `HOME` and `USER`/`LOGNAME` give the defaults
+/// of the password file and the user.
+fn pg_settings(r: &Resolver<'_>, raw: &RawConfig) -> Result<PgSettings, ConfigError> {
+    Ok(PgSettings {
+        data: r.path("PGDATA")?,
+        connect: ConnectSettings {
+            host: r.string("PGHOST")?,
+            port: r.int("PGPORT")?.and_then(|p| u16::try_from(p).ok()),
+            user: r.string("PGUSER")?,
+            password: r.secret("PGPASSWORD")?,
+            passfile: r.path("PGPASSFILE")?.or_else(|| {
+                raw.env_var("HOME")
+                    .map(|home| PathBuf::from(home).join(".pgpass"))
+            }),
+            database: r.string("PGDATABASE")?,
+            sslmode: r.string("PGSSLMODE")?,
+            application_name: r
+                .string("PGAPPNAME")?
+                .unwrap_or_else(|| "wal-g".to_string()),
+            connect_timeout: r
+                .int("PGCONNECT_TIMEOUT")?
+                .and_then(|s| u64::try_from(s).ok())
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs),
+            os_user: raw
+                .env_var("USER")
+                .or_else(|| raw.env_var("LOGNAME"))
+                .map(str::to_string),
+        },
+    })
 }
 
 /// Reads only the logging settings: needed before everything else is resolved, so that
@@ -629,10 +628,10 @@ mod tests {
     #[test]
     fn postgres_connection_defaults() {
         let s = resolve(&[]).unwrap();
-        assert_eq!(s.pg.os_user, None);
-        assert_eq!(s.pg.passfile, None);
-        assert_eq!(s.pg.connect_timeout, None);
-        assert_eq!(s.pg.application_name, "wal-g");
+        assert_eq!(s.pg.connect.os_user, None);
+        assert_eq!(s.pg.connect.passfile, None);
+        assert_eq!(s.pg.connect.connect_timeout, None);
+        assert_eq!(s.pg.connect.application_name, "wal-g");
         let s = resolve(&[
             ("USER", "alice"),
             ("LOGNAME", "bob"),
@@ -640,9 +639,12 @@ mod tests {
             ("PGCONNECT_TIMEOUT", "7"),
         ])
         .unwrap();
-        assert_eq!(s.pg.os_user.as_deref(), Some("alice"));
-        assert_eq!(s.pg.passfile, Some(PathBuf::from("/home/alice/.pgpass")));
-        assert_eq!(s.pg.connect_timeout, Some(Duration::from_secs(7)));
+        assert_eq!(s.pg.connect.os_user.as_deref(), Some("alice"));
+        assert_eq!(
+            s.pg.connect.passfile,
+            Some(PathBuf::from("/home/alice/.pgpass"))
+        );
+        assert_eq!(s.pg.connect.connect_timeout, Some(Duration::from_secs(7)));
         let s = resolve(&[
             ("LOGNAME", "bob"),
             ("HOME", "/home/alice"),
@@ -650,9 +652,12 @@ mod tests {
             ("PGCONNECT_TIMEOUT", "0"),
         ])
         .unwrap();
-        assert_eq!(s.pg.os_user.as_deref(), Some("bob"));
-        assert_eq!(s.pg.passfile, Some(PathBuf::from("/etc/walg/pgpass")));
-        assert_eq!(s.pg.connect_timeout, None);
+        assert_eq!(s.pg.connect.os_user.as_deref(), Some("bob"));
+        assert_eq!(
+            s.pg.connect.passfile,
+            Some(PathBuf::from("/etc/walg/pgpass"))
+        );
+        assert_eq!(s.pg.connect.connect_timeout, None);
         assert!(resolve(&[("PGCONNECT_TIMEOUT", "-1")]).is_err());
     }
 

@@ -119,6 +119,43 @@ pub fn sort_details(details: &mut [BackupDetail]) {
     }
 }
 
+/// What `backup-list` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Listing {
+    /// Every backup, oldest sentinel first.
+    Backups(Vec<BackupSummary>),
+    /// With `--detail`: every backup with its metadata, in [`sort_details`] order.
+    Details(Vec<BackupDetail>),
+}
+
+impl Listing {
+    /// True when storage holds no backup.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Listing::Backups(backups) => backups.is_empty(),
+            Listing::Details(details) => details.is_empty(),
+        }
+    }
+}
+
+/// `backup-list`, and with `detail` each backup's `metadata.json` too (a backup without one is
+/// listed with a warning and no metadata).
+pub async fn run(storage: &dyn Storage, detail: bool) -> anyhow::Result<Listing> {
+    let backups = list(storage).await.context("listing backups")?;
+    if !detail {
+        return Ok(Listing::Backups(backups));
+    }
+    let mut details = details(storage, &backups).await?;
+    for detail in details.iter().filter(|d| d.metadata.is_none()) {
+        tracing::warn!(
+            "backup '{}' has no metadata.json: its details are shown empty",
+            detail.backup.name
+        );
+    }
+    sort_details(&mut details);
+    Ok(Listing::Details(details))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +320,34 @@ mod tests {
             format!("{err:#}").contains("'basebackups_005/base_a/metadata.json'"),
             "{err:#}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_listing_has_the_details_in_start_time_order_only_when_asked() {
+        let storage = MemoryStorage::new();
+        for (name, start) in [
+            ("base_a", "2024-01-03T00:00:00Z"),
+            ("base_b", "2024-01-01T00:00:00Z"),
+        ] {
+            put(
+                &storage,
+                metadata_key(name).unwrap().as_str(),
+                &meta_json(start),
+            )
+            .await;
+            sentinel(&storage, name).await;
+        }
+        let Listing::Backups(backups) = run(&storage, false).await.unwrap() else {
+            panic!("a listing without details");
+        };
+        assert_eq!(names(&backups), ["base_a", "base_b"]);
+        let Listing::Details(details) = run(&storage, true).await.unwrap() else {
+            panic!("a listing with details");
+        };
+        let order: Vec<&str> = details.iter().map(|d| d.backup.name.as_str()).collect();
+        assert_eq!(order, ["base_b", "base_a"]);
+        assert_eq!(details[0].metadata.as_ref().unwrap().hostname, "h");
+        assert!(run(&MemoryStorage::new(), true).await.unwrap().is_empty());
     }
 
     #[test]

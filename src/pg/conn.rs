@@ -33,8 +33,8 @@ const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 /// TCP keepalive idle time: a dead peer is noticed while a backup session sits idle.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 
-/// Where and as whom to connect: libpq's settings, already read by the caller (this module reads
-/// no environment). `None` fields take libpq's defaults.
+/// Where and as whom to connect: libpq's settings, resolved by `config` (this module reads no
+/// environment). `None` fields take libpq's defaults.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectSettings {
     /// `PGHOST`: host names, IP addresses or unix socket directories (a value starting with

@@ -388,3 +388,37 @@ fn rfc850_zone_names() {
     assert_eq!(lsn(3325915299880), "306/60000028");
     assert_eq!(lsn(0x1_0000_0000), "1/0");
 }
+
+#[test]
+fn a_listing_renders_as_its_backups_or_its_details() {
+    let render = |listing: &Listing, format: ListFormat| {
+        let mut out = Vec::new();
+        backup_list(&mut out, listing, format, &TimeZones::utc()).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let backups = Listing::Backups(exporter_backups());
+    assert_eq!(
+        render(&backups, PLAIN),
+        render_list(&exporter_backups(), PLAIN)
+    );
+    let details = Listing::Details(exporter_details());
+    assert_eq!(
+        render(&details, PLAIN),
+        render_details(&exporter_details(), PLAIN)
+    );
+    assert_ne!(render(&details, PLAIN), render(&backups, PLAIN));
+}
+
+#[test]
+fn storage_times_are_local_only_for_a_local_folder() {
+    let local = TimeZone::fixed(jiff::tz::offset(2));
+    let fs = StorageSettings::Fs(crate::storage::fs::FsSettings { root: "/x".into() });
+    assert_eq!(
+        TimeZones::for_storage(Some(&fs), local.clone()).storage,
+        local
+    );
+    assert_eq!(
+        TimeZones::for_storage(None, local.clone()).storage,
+        TimeZone::UTC
+    );
+}
