@@ -312,7 +312,9 @@ fn postgres_12_is_refused_with_one_line_naming_the_version_by_every_command_that
         return;
     }
     let store = Store::new();
-    let mut pg = Cluster::init(pgversions::options(12, Some(store.archive_command())));
+    let mut opts = pgversions::options(12, Some(store.archive_command()));
+    opts.wal_keep_size_mb = 0; // 12 has no wal_keep_size
+    let mut pg = Cluster::init(opts);
     pg.start();
     let version = pg.psql("select current_setting('server_version')");
     let version = version

@@ -422,7 +422,8 @@ pub fn walg_command(envs: &[(&str, &str)], args: &str) -> String {
 pub struct ClusterOptions {
     /// `archive_command`; `None` turns `archive_mode` off.
     pub archive_command: Option<String>,
-    /// `wal_keep_size` in MiB: keeps finished segments in `pg_wal` after archiving.
+    /// `wal_keep_size` in MiB: keeps finished segments in `pg_wal` after archiving (0, the
+    /// server's default, writes no setting).
     pub wal_keep_size_mb: u32,
     /// Extra `postgresql.conf` lines, appended last.
     pub extra_conf: Vec<String>,
@@ -549,14 +550,17 @@ impl Cluster {
              max_connections = 20\n\
              wal_level = replica\n\
              max_wal_senders = 4\n\
-             wal_keep_size = '{keep}MB'\n\
              max_wal_size = '1GB'\n\
              archive_timeout = 0\n\
              log_line_prefix = '%m [%p] '\n\
              log_checkpoints = off\n",
             port = self.port,
-            keep = self.opts.wal_keep_size_mb,
         );
+        // 0 is the server's default: left out, so that a server older than 13 (which has
+        // `wal_keep_segments` instead) starts too.
+        if self.opts.wal_keep_size_mb > 0 {
+            let _ = writeln!(conf, "wal_keep_size = '{}MB'", self.opts.wal_keep_size_mb);
+        }
         match &self.opts.archive_command {
             Some(command) => {
                 let _ = write!(
