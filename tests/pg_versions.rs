@@ -31,12 +31,16 @@ struct Store {
 }
 
 impl Store {
-    fn new() -> Store {
+    /// A new storage folder; `WALG_PG_WAL_SIZE` too when the segments are not 16 MiB.
+    fn new(wal_segsize_mb: Option<u32>) -> Store {
         let dir = pg_tempdir("walgmx");
-        let settings = vec![(
+        let mut settings = vec![(
             "WALG_FILE_PREFIX".to_string(),
             dir.path().display().to_string(),
         )];
+        if let Some(mb) = wal_segsize_mb {
+            settings.push(("WALG_PG_WAL_SIZE".to_string(), mb.to_string()));
+        }
         Store { dir, settings }
     }
 
@@ -64,6 +68,22 @@ impl Store {
             pg.log_tail()
         );
         out
+    }
+
+    /// The names of the WAL segments in storage (extensions cut off), in order.
+    fn wal_segments(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.root().join("wal_005"))
+            .expect("wal_005")
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let stem = name.get(..24)?;
+                let dot = name.len() == 24 || name.as_bytes()[24] == b'.';
+                (dot && stem.bytes().all(|b| b.is_ascii_hexdigit())).then(|| stem.to_string())
+            })
+            .collect();
+        names.sort();
+        names
     }
 
     fn backup_names(&self, pg: &Cluster) -> Vec<String> {
@@ -150,14 +170,40 @@ fn assert_same_tables(expected: &[String], actual: &[String], what: &str) {
     );
 }
 
-/// The whole cycle on `major`; with `promote_and_replay`, also the timeline switch.
-fn cycle(major: u32, promote_and_replay: bool) {
+/// What a run of [`cycle`] covers.
+#[derive(Clone, Copy)]
+struct Case {
+    major: u32,
+    /// Also write and archive on the promoted cluster's new timeline, and replay the timeline 1
+    /// backup through the switch.
+    promote_and_replay: bool,
+    /// `initdb --wal-segsize` (MiB); `None` is the default 16.
+    wal_segsize_mb: Option<u32>,
+}
+
+/// The whole cycle on one server: archive, back up (once under load), retain 1, restore to a
+/// point in time, compare, amcheck; then, as `case` asks, the timeline switch.
+fn cycle(case: Case) {
+    let major = case.major;
     if !pgversions::selected(major) {
         return;
     }
-    let store = Store::new();
-    let mut pg = Cluster::init(pgversions::options(major, Some(store.archive_command())));
+    let store = Store::new(case.wal_segsize_mb);
+    let mut opts = pgversions::options(major, Some(store.archive_command()));
+    if let Some(mb) = case.wal_segsize_mb {
+        opts.initdb_args.push(format!("--wal-segsize={mb}"));
+    }
+    let mut pg = Cluster::init(opts);
     pg.start();
+    let segment_bytes: u64 = pg
+        .psql("select setting from pg_settings where name = 'wal_segment_size'")
+        .parse()
+        .expect("wal_segment_size");
+    assert_eq!(
+        segment_bytes,
+        u64::from(case.wal_segsize_mb.unwrap_or(16)) << 20,
+        "initdb --wal-segsize was not applied"
+    );
     let num: u32 = pg
         .psql("select current_setting('server_version_num')")
         .parse()
@@ -166,6 +212,23 @@ fn cycle(major: u32, promote_and_replay: bool) {
     pg.pgbench_init(1);
     more_tables(&pg);
     let data_dir = pg.data_dir().to_str().expect("utf-8").to_string();
+    if let Some(mb) = case.wal_segsize_mb {
+        // walg set for 16 MiB refuses the server's other size, and says what to set.
+        let mut sixteen = store.settings.clone();
+        sixteen.retain(|(k, _)| k != "WALG_PG_WAL_SIZE");
+        sixteen.extend(pg.client_env());
+        let out = walg_as_pg(
+            &["backup-push", &data_dir],
+            &env_of(&sixteen),
+            pg.root_dir(),
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("set WALG_PG_WAL_SIZE={mb}")),
+            "{stderr}"
+        );
+    }
 
     // step: a quiet backup, more writes, then a backup while pgbench writes.
     store.ok(&pg, &["backup-push", &data_dir]);
@@ -184,6 +247,19 @@ fn cycle(major: u32, promote_and_replay: bool) {
     );
     let names = store.backup_names(&pg);
     assert_eq!(names.len(), 2, "{names:?}");
+    // The backup's name is the server's own name of its start segment.
+    let out = store.ok(&pg, &["backup-list", "--detail", "--json"]);
+    let detail: serde_json::Value = serde_json::from_slice(&out.stdout).expect("detail json");
+    for backup in detail.as_array().expect("backup-list array") {
+        let lsn = backup["start_lsn"].as_u64().expect("start_lsn");
+        let segment = pg.psql(&format!(
+            "select pg_walfile_name('{:X}/{:X}')",
+            lsn >> 32,
+            lsn & 0xffff_ffff
+        ));
+        let name = backup["backup_name"].as_str().expect("backup_name");
+        assert_eq!(name, format!("base_{segment}"), "{backup}");
+    }
 
     // step: writes after the backup, the point in time, then writes that must not come back.
     pg.pgbench_run(Pgbench::Transactions(100));
@@ -205,6 +281,13 @@ fn cycle(major: u32, promote_and_replay: bool) {
         names[1..].to_vec(),
         "delete retain 1 kept the wrong backups"
     );
+    let oldest_kept = &kept[0]["base_".len()..];
+    let wal = store.wal_segments();
+    assert_eq!(
+        wal.first().map(String::as_str),
+        Some(oldest_kept),
+        "retention must keep the WAL from the kept backup's start segment on, and nothing older"
+    );
     pg.stop();
 
     // step: restore to the point in time, promote, compare, amcheck.
@@ -224,7 +307,7 @@ fn cycle(major: u32, promote_and_replay: bool) {
     assert_same_tables(&expected, &table_hashes(&restored), "point in time");
     let checked = amcheck_btrees(&restored);
     assert!(checked > 50, "only {checked} btree indexes checked");
-    if !promote_and_replay {
+    if !case.promote_and_replay {
         return;
     }
 
@@ -269,32 +352,74 @@ fn cycle(major: u32, promote_and_replay: bool) {
 
 #[test]
 fn postgres_13_archives_backs_up_and_restores_to_a_point_in_time_and_across_a_promotion() {
-    cycle(13, true);
+    cycle(Case {
+        major: 13,
+        promote_and_replay: true,
+        wal_segsize_mb: None,
+    });
 }
 
 #[test]
 fn postgres_14_archives_backs_up_and_restores_to_a_point_in_time() {
-    cycle(14, false);
+    cycle(Case {
+        major: 14,
+        promote_and_replay: false,
+        wal_segsize_mb: None,
+    });
 }
 
 #[test]
 fn postgres_15_archives_backs_up_and_restores_to_a_point_in_time() {
-    cycle(15, false);
+    cycle(Case {
+        major: 15,
+        promote_and_replay: false,
+        wal_segsize_mb: None,
+    });
 }
 
 #[test]
 fn postgres_16_archives_backs_up_and_restores_to_a_point_in_time() {
-    cycle(16, false);
+    cycle(Case {
+        major: 16,
+        promote_and_replay: false,
+        wal_segsize_mb: None,
+    });
 }
 
 #[test]
 fn postgres_17_archives_backs_up_and_restores_to_a_point_in_time() {
-    cycle(17, false);
+    cycle(Case {
+        major: 17,
+        promote_and_replay: false,
+        wal_segsize_mb: None,
+    });
 }
 
 #[test]
 fn postgres_18_archives_backs_up_and_restores_to_a_point_in_time_and_across_a_promotion() {
-    cycle(18, true);
+    cycle(Case {
+        major: 18,
+        promote_and_replay: true,
+        wal_segsize_mb: None,
+    });
+}
+
+#[test]
+fn wal_segments_of_64_mib_archive_back_up_and_restore_to_a_point_in_time() {
+    cycle(Case {
+        major: 15,
+        promote_and_replay: false,
+        wal_segsize_mb: Some(64),
+    });
+}
+
+#[test]
+fn wal_segments_of_1_mib_archive_back_up_and_restore_across_a_promotion() {
+    cycle(Case {
+        major: 15,
+        promote_and_replay: true,
+        wal_segsize_mb: Some(1),
+    });
 }
 
 /// The lines of a command's stderr that are not empty.
@@ -311,7 +436,7 @@ fn postgres_12_is_refused_with_one_line_naming_the_version_by_every_command_that
     if !pgversions::selected(12) {
         return;
     }
-    let store = Store::new();
+    let store = Store::new(None);
     let mut opts = pgversions::options(12, Some(store.archive_command()));
     opts.wal_keep_size_mb = 0; // 12 has no wal_keep_size
     let mut pg = Cluster::init(opts);
