@@ -70,10 +70,15 @@ impl Store {
         out
     }
 
-    /// The names of the WAL segments in storage (extensions cut off), in order.
+    /// The names of the WAL segments in storage (extensions cut off), in order; none when
+    /// `wal_005` is gone.
     fn wal_segments(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.root().join("wal_005"))
-            .expect("wal_005")
+        let entries = match std::fs::read_dir(self.root().join("wal_005")) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+            Err(e) => panic!("read wal_005: {e}"),
+        };
+        let mut names: Vec<String> = entries
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
