@@ -7,6 +7,7 @@
 
 pub mod faultproxy;
 pub mod pg;
+pub mod pgversions;
 pub mod s3server;
 pub mod segments;
 

@@ -3,7 +3,9 @@
 //! How PostgreSQL is run:
 //!
 //! * Binaries come from `/usr/lib/postgresql/15/bin` (override with `WALG_TEST_PG_BINDIR`). When they
-//!   are missing the test fails and names the package to install; it never skips.
+//!   are missing the test fails and names the package to install; it never skips. A cluster may
+//!   run another major's server ([`ClusterOptions::server_bindir`]: `initdb`, `pg_ctl` and
+//!   `postgres` from there); the client tools stay those of `WALG_TEST_PG_BINDIR`.
 //! * PostgreSQL refuses to run as root. When the test process is root, every PostgreSQL tool
 //!   (`initdb`, `pg_ctl`, `psql`, `pgbench`, `pg_basebackup`) runs as the `postgres` user through
 //!   `runuser -u postgres --`, and every directory the server or its `archive_command` touches is
@@ -243,7 +245,12 @@ pub fn describe_output(out: &Output) -> String {
 
 /// A PostgreSQL tool as a command, run as the right user with a clean environment, in `cwd`.
 pub fn pg_tool(tool: &str, cwd: &Path) -> Command {
-    let bin = pg_bindir().join(tool);
+    pg_tool_in(&pg_bindir(), tool, cwd)
+}
+
+/// [`pg_tool`] with the tool taken from `bindir`.
+pub fn pg_tool_in(bindir: &Path, tool: &str, cwd: &Path) -> Command {
+    let bin = bindir.join(tool);
     let mut cmd = if is_root() {
         let mut c = Command::new(runuser_path());
         c.args(["-u", PG_USER, "--"]).arg(bin);
@@ -415,10 +422,15 @@ pub fn walg_command(envs: &[(&str, &str)], args: &str) -> String {
 pub struct ClusterOptions {
     /// `archive_command`; `None` turns `archive_mode` off.
     pub archive_command: Option<String>,
-    /// `wal_keep_size` in MiB: keeps finished segments in `pg_wal` after archiving.
+    /// `wal_keep_size` in MiB: keeps finished segments in `pg_wal` after archiving (0, the
+    /// server's default, writes no setting).
     pub wal_keep_size_mb: u32,
     /// Extra `postgresql.conf` lines, appended last.
     pub extra_conf: Vec<String>,
+    /// Where `initdb`, `pg_ctl` and `postgres` come from; `None` is [`pg_bindir`].
+    pub server_bindir: Option<PathBuf>,
+    /// Extra `initdb` arguments, e.g. `--wal-segsize=64`.
+    pub initdb_args: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -427,6 +439,8 @@ impl Default for ClusterOptions {
             archive_command: None,
             wal_keep_size_mb: 64,
             extra_conf: Vec::new(),
+            server_bindir: None,
+            initdb_args: Vec::new(),
         }
     }
 }
@@ -486,11 +500,12 @@ impl Cluster {
         let data = root.path().join("data");
         let out = run_with_timeout(
             {
-                let mut c = pg_tool("initdb", root.path());
+                let mut c = server_tool(&opts, "initdb", root.path());
                 c.arg("-D")
                     .arg(&data)
                     .args(["--no-sync", "-A", "trust", "-U", PG_USER])
-                    .args(["-E", "UTF8", "--locale=C"]);
+                    .args(["-E", "UTF8", "--locale=C"])
+                    .args(&opts.initdb_args);
                 c
             },
             COMMAND_TIMEOUT,
@@ -535,14 +550,17 @@ impl Cluster {
              max_connections = 20\n\
              wal_level = replica\n\
              max_wal_senders = 4\n\
-             wal_keep_size = '{keep}MB'\n\
              max_wal_size = '1GB'\n\
              archive_timeout = 0\n\
              log_line_prefix = '%m [%p] '\n\
              log_checkpoints = off\n",
             port = self.port,
-            keep = self.opts.wal_keep_size_mb,
         );
+        // 0 is the server's default: left out, so that a server older than 13 (which has
+        // `wal_keep_segments` instead) starts too.
+        if self.opts.wal_keep_size_mb > 0 {
+            let _ = writeln!(conf, "wal_keep_size = '{}MB'", self.opts.wal_keep_size_mb);
+        }
         match &self.opts.archive_command {
             Some(command) => {
                 let _ = write!(
@@ -682,7 +700,7 @@ impl Cluster {
     }
 
     fn pg_ctl(&self, args: &[&str]) -> Output {
-        let mut cmd = pg_tool("pg_ctl", self.root.path());
+        let mut cmd = server_tool(&self.opts, "pg_ctl", self.root.path());
         cmd.arg("-D")
             .arg(&self.data)
             .arg("-l")
@@ -914,7 +932,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if self.running || self.data.join("postmaster.pid").exists() {
-            let mut cmd = pg_tool("pg_ctl", self.root.path());
+            let mut cmd = server_tool(&self.opts, "pg_ctl", self.root.path());
             cmd.arg("-D")
                 .arg(&self.data)
                 .args(["-m", "immediate", "-w", "-t", "60", "stop"]);
@@ -929,6 +947,14 @@ impl Drop for Cluster {
         if keep_dirs() {
             self.root.disable_cleanup(true);
         }
+    }
+}
+
+/// A server tool (`initdb`, `pg_ctl`) of the major version `opts` asks for.
+fn server_tool(opts: &ClusterOptions, tool: &str, cwd: &Path) -> Command {
+    match &opts.server_bindir {
+        Some(dir) => pg_tool_in(dir, tool, cwd),
+        None => pg_tool(tool, cwd),
     }
 }
 
