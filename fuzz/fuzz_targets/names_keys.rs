@@ -66,12 +66,14 @@ fn check_name(line: &str) {
     assert_eq!(wal.len(), 24);
     // A backup name is exactly what a key segment may be; every key built from one is valid
     // and classified back to that backup.
-    let segment_ok = !line.is_empty()
-        && !line.contains('/')
-        && Key::new(line).is_ok_and(|k| k.as_str() == line);
+    let segment_ok =
+        !line.is_empty() && !line.contains('/') && Key::new(line).is_ok_and(|k| k.as_str() == line);
     match BackupName::parse(line) {
         Ok(name) => {
-            assert!(segment_ok, "{line:?} is a backup name but not one key segment");
+            assert!(
+                segment_ok,
+                "{line:?} is a backup name but not one key segment"
+            );
             let run = RunId::from_number(0x0123_4567_89ab_cdef);
             for key in [
                 backup::sentinel_key(&name),
@@ -109,7 +111,10 @@ fn check_name(line: &str) {
             let part = backup::tar_part_key(&name, 7, Decoder::Lz4);
             assert_eq!(classify(part.as_str()).backup_folder(), Some(line));
         }
-        Err(_) => assert!(!segment_ok, "{line:?} is one key segment but no backup name"),
+        Err(_) => assert!(
+            !segment_ok,
+            "{line:?} is one key segment but no backup name"
+        ),
     }
     let kind = classify(line);
     if let Some(file) = kind.wal_file() {
