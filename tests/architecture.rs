@@ -1,12 +1,15 @@
 //! Layering rules, checked on the parsed source: each top-level module may use only the
-//! modules below it, every top-level module is in the table, and only `cli` reads the
-//! environment, prints or exits.
+//! modules below it, every top-level module is in the table, only `cli` reads the
+//! environment, prints or exits, and only `layout` spells the storage folders
+//! (`basebackups_005`, `wal_005`) in a string literal: every other module builds and reads keys
+//! through it.
 //!
 //! The checker parses every file under `src/` with `syn` and resolves each path it finds,
 //! in code, in `use` trees (groups, nesting, renames, globs) and inside macro invocations,
 //! against the file's own imports and its place in the module tree (`crate::`, `super::`,
 //! `self::`). Items under `#[cfg(test)]` may read the environment and print; they obey the
-//! layering like any other code. Clippy's `disallowed-methods` (clippy.toml) guards the same
+//! layering like any other code, and may spell keys as fixtures (so may files of modules
+//! declared under `#[cfg(test)]`). Clippy's `disallowed-methods` (clippy.toml) guards the same
 //! functions at compile time; `cli` allows them.
 //!
 //! The tests after the checker feed it one violation of each kind and see it fail.
@@ -83,6 +86,13 @@ const USER_ONLY_PATHS: &[&str] = &[
 /// Macros only [`USER_FACING`] modules may use.
 const USER_ONLY_MACROS: &[&str] = &["println", "print", "eprintln", "eprint", "dbg"];
 
+/// The module that alone builds and reads storage keys.
+const KEY_LAYOUT: &str = "layout";
+
+/// The start of a string literal that spells a storage key: outside [`KEY_LAYOUT`] only in
+/// test code.
+const KEY_PREFIXES: &[&str] = &["basebackups_005", "wal_005"];
+
 /// One source file: its path relative to the crate root (`src/ops/wal_push.rs`) and its text.
 struct Source {
     path: PathBuf,
@@ -124,6 +134,8 @@ fn module_path(path: &Path) -> Option<Vec<String>> {
 /// Checks every file; a module missing from [`LAYERS`] is a violation too.
 fn check(sources: &[Source]) -> Vec<Violation> {
     let mut found = Vec::new();
+    let mut test_modules: Vec<Vec<String>> = Vec::new();
+    let mut key_literals: Vec<(Vec<String>, Violation)> = Vec::new();
     for source in sources {
         let file = source.path.display().to_string();
         let Some(module) = module_path(&source.path) else {
@@ -171,10 +183,21 @@ fn check(sources: &[Source]) -> Vec<Violation> {
             aliases: aliases(&ast),
             module,
             test_depth: 0,
+            attr_depth: 0,
             found: Vec::new(),
+            test_modules: Vec::new(),
+            key_literals: Vec::new(),
         };
         checker.visit_file(&ast);
         found.extend(checker.found);
+        test_modules.extend(checker.test_modules);
+        key_literals.extend(checker.key_literals);
+    }
+    // Key literals count only outside test code: not in files of test-only modules either.
+    for (module, violation) in key_literals {
+        if !test_modules.iter().any(|t| module.starts_with(t)) {
+            found.push(violation);
+        }
     }
     found
 }
@@ -240,7 +263,13 @@ struct Checker {
     module: Vec<String>,
     /// How many `#[cfg(test)]` items enclose the visitor.
     test_depth: usize,
+    /// How many attributes enclose the visitor (doc comments are string literals too).
+    attr_depth: usize,
     found: Vec<Violation>,
+    /// Modules in files of their own declared under `#[cfg(test)]` (`mod tests;`).
+    test_modules: Vec<Vec<String>>,
+    /// String literals spelling a storage key outside test items, with their module.
+    key_literals: Vec<(Vec<String>, Violation)>,
 }
 
 impl Checker {
@@ -370,9 +399,35 @@ impl Checker {
                     self.check_path(&segments, line);
                     i = j;
                 }
+                TokenTree::Literal(literal) => {
+                    if let syn::Lit::Str(text) = syn::Lit::new(literal.clone()) {
+                        self.check_literal(&text.value(), literal.span().start().line);
+                    }
+                    i += 1;
+                }
                 _ => i += 1,
             }
         }
+    }
+
+    /// A string literal spelling a storage key outside `layout` and test code.
+    fn check_literal(&mut self, value: &str, line: usize) {
+        if self.test_depth > 0
+            || self.attr_depth > 0
+            || self.top() == KEY_LAYOUT
+            || !KEY_PREFIXES.iter().any(|p| value.starts_with(p))
+        {
+            return;
+        }
+        let own = self.top().to_string();
+        let violation = Violation {
+            file: self.file.clone(),
+            line,
+            message: format!(
+                "`{own}` spells the storage key {value:?}: keys are built and read only in `{KEY_LAYOUT}`"
+            ),
+        };
+        self.key_literals.push((self.module.clone(), violation));
     }
 
     fn check_macro_name(&mut self, segments: &[String], line: usize) {
@@ -437,6 +492,11 @@ impl<'ast> Visit<'ast> for Checker {
 
     fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
         let inline = item.content.is_some();
+        if !inline && self.test_depth > 0 {
+            let mut path = self.module.clone();
+            path.push(item.ident.to_string());
+            self.test_modules.push(path);
+        }
         if inline {
             self.module.push(item.ident.to_string());
         }
@@ -444,6 +504,16 @@ impl<'ast> Visit<'ast> for Checker {
         if inline {
             self.module.pop();
         }
+    }
+
+    fn visit_attribute(&mut self, attr: &'ast syn::Attribute) {
+        self.attr_depth += 1;
+        syn::visit::visit_attribute(self, attr);
+        self.attr_depth -= 1;
+    }
+
+    fn visit_lit_str(&mut self, lit: &'ast syn::LitStr) {
+        self.check_literal(&lit.value(), lit.span().start().line);
     }
 
     fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
@@ -996,4 +1066,52 @@ fn the_exceptions_are_the_bullets_of_their_section_with_a_reason() {
     assert_eq!(found[0].line, 7);
     let error = listed_exceptions("## Long functions\n- `ops::x::run`\n").unwrap_err();
     assert!(error.contains("without a reason"), "{error}");
+}
+
+#[test]
+fn a_storage_folder_spelled_outside_layout_fails() {
+    assert_flags(
+        "src/ops/delete.rs",
+        "fn f(k: &str) -> Option<&str> { k.strip_prefix(\"basebackups_005/\") }",
+        "spells the storage key \"basebackups_005/\"",
+    );
+    assert_flags(
+        "src/retention/objects.rs",
+        "const WAL: &str = \"wal_005\";",
+        "spells the storage key \"wal_005\"",
+    );
+    // Inside a macro, too.
+    assert_flags(
+        "src/ops/x.rs",
+        "fn f(n: &str) -> String { format!(\"wal_005/{n}.lz4\") }",
+        "spells the storage key \"wal_005/{n}.lz4\"",
+    );
+}
+
+#[test]
+fn layout_tests_and_prose_may_spell_storage_folders() {
+    let key = "fn f() -> &'static str { \"basebackups_005/x\" }";
+    assert_eq!(check_one("src/layout/backup.rs", key), Vec::<String>::new());
+    let in_test = "#[cfg(test)]\nmod tests { const K: &str = \"wal_005/x\"; }";
+    assert_eq!(check_one("src/ops/x.rs", in_test), Vec::<String>::new());
+    let prose =
+        "/// `wal_005/<file>`\n#[doc = \"wal_005\"]\nfn f() -> &'static str { \"see wal_005\" }";
+    assert_eq!(check_one("src/ops/x.rs", prose), Vec::<String>::new());
+    // A test module in a file of its own: the file is test code; without `cfg(test)` it is not.
+    let sources = |attr: &str| {
+        vec![
+            Source {
+                path: PathBuf::from("src/ops/x.rs"),
+                text: format!("{attr}\nmod tests;"),
+            },
+            Source {
+                path: PathBuf::from("src/ops/x/tests.rs"),
+                text: "const K: &str = \"wal_005/x\";".to_string(),
+            },
+        ]
+    };
+    assert_eq!(check(&sources("#[cfg(test)]")), Vec::<Violation>::new());
+    let found = check(&sources(""));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].file, "src/ops/x/tests.rs");
 }

@@ -18,7 +18,7 @@ use common::pg::{Cluster, ClusterOptions, PG_USER, hand_to_pg_user, is_segment_n
 use tempfile::TempDir;
 use walg::pg::backup_session::stop_segment_name;
 use walg::pg::wal::Segment;
-use walg::pg::{ConnectSettings, PgConn, PgError, lsn_to_text};
+use walg::pg::{ConnectSettings, Lsn, PgConn, PgError};
 use walg::util::secret::Secret;
 
 const MIB16: u64 = 16 * 1024 * 1024;
@@ -115,7 +115,7 @@ async fn facts_and_a_backup_from_start_to_archived_stop() {
     assert!(
         stop.label_file.contains(&format!(
             "START WAL LOCATION: {} (file {start_file})",
-            lsn_to_text(start.lsn)
+            Lsn(start.lsn)
         )),
         "{}",
         stop.label_file
@@ -126,8 +126,8 @@ async fn facts_and_a_backup_from_start_to_archived_stop() {
     assert!(
         start.lsn < stop.stop_lsn,
         "start {} stop {}",
-        lsn_to_text(start.lsn),
-        lsn_to_text(stop.stop_lsn)
+        Lsn(start.lsn),
+        Lsn(stop.stop_lsn)
     );
     let stop_file = stop.stop_wal_file.clone().unwrap();
     assert_eq!(

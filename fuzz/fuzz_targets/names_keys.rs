@@ -7,9 +7,9 @@ use jiff::Timestamp;
 use libfuzzer_sys::fuzz_target;
 use walg::compression::Decoder;
 use walg::layout::backup::{
-    self, BackupName, backup_name_of_sentinel, backup_name_of_sentinel_key, wal_file_name,
+    self, StandardName, backup_name_of_sentinel, backup_name_of_sentinel_key, wal_file_name,
 };
-use walg::layout::{wal_candidates, wal_key};
+use walg::layout::{BackupName, ObjectKind, RunId, classify, wal_candidates, wal_key};
 use walg::pg::wal::Segment;
 use walg::retention::{
     self, BackupInfo, GarbageScope, Inventory, Modifier, Options, Rule, StoredObject,
@@ -46,7 +46,7 @@ fn check_name(line: &str) {
             assert!(joined.is_under(&Key::new("basebackups_005").expect("folder key")));
         }
     }
-    if let Some(name) = BackupName::parse(line) {
+    if let Some(name) = StandardName::parse(line) {
         assert_eq!(name.as_str(), line);
         assert_eq!(name.wal_file_name(), &line[5..29]);
         if let Some(segment) = name.start_segment(MIB16) {
@@ -57,41 +57,75 @@ fn check_name(line: &str) {
             assert_eq!(delta.delta_base(), Some(&line[5..29]));
         }
     }
-    if let Some(found) = BackupName::find_in(line) {
+    if let Some(found) = StandardName::find_in(line) {
         assert!(line.contains(found.as_str()));
-        assert!(BackupName::parse(found.as_str()).is_some());
+        assert!(StandardName::parse(found.as_str()).is_some());
+        assert!(BackupName::parse(found.as_str()).is_ok());
     }
     let wal = wal_file_name(line);
     assert_eq!(wal.len(), 24);
-    for (i, build) in [
-        backup::sentinel_key,
-        backup::backup_folder,
-        backup::metadata_key,
-        backup::files_metadata_key,
-        |name: &str| backup::in_progress_marker_key(name, "0123456789abcdef"),
-        backup::tar_partitions_folder,
-    ]
-    .iter()
-    .enumerate()
-    {
-        if let Ok(key) = build(line) {
-            check_key(&key);
-            assert!(key.as_str().starts_with("basebackups_005/"));
-            if i == 0 {
-                // What the sentinel key of a name gives back.
-                let back = backup_name_of_sentinel_key(&key);
-                assert!(back.is_some(), "sentinel key {key} is not a sentinel key");
+    // A backup name is exactly what a key segment may be; every key built from one is valid
+    // and classified back to that backup.
+    let segment_ok =
+        !line.is_empty() && !line.contains('/') && Key::new(line).is_ok_and(|k| k.as_str() == line);
+    match BackupName::parse(line) {
+        Ok(name) => {
+            assert!(
+                segment_ok,
+                "{line:?} is a backup name but not one key segment"
+            );
+            let run = RunId::from_number(0x0123_4567_89ab_cdef);
+            for key in [
+                backup::sentinel_key(&name),
+                backup::backup_folder(&name),
+                backup::metadata_key(&name),
+                backup::files_metadata_key(&name),
+                backup::in_progress_marker_key(&name, &run),
+                backup::tar_partitions_folder(&name),
+                backup::tar_part_key(&name, 7, Decoder::Lz4),
+                backup::pg_control_tar_key(&name, Decoder::None),
+                backup::backup_label_tar_key(&name, Decoder::Zstd),
+            ] {
+                check_key(&key);
+                assert!(key.as_str().starts_with("basebackups_005/"));
             }
+            let sentinel = backup::sentinel_key(&name);
+            assert!(
+                backup_name_of_sentinel_key(&sentinel).is_some(),
+                "sentinel key {sentinel} is not a sentinel key"
+            );
+            assert!(
+                matches!(classify(sentinel.as_str()), ObjectKind::Sentinel { stem, .. } if stem == line),
+                "sentinel key {sentinel} is not classified as one"
+            );
+            let metadata = backup::metadata_key(&name);
+            assert_eq!(
+                classify(metadata.as_str()),
+                ObjectKind::Metadata { folder: line }
+            );
+            let marker = backup::in_progress_marker_key(&name, &run);
+            assert_eq!(
+                classify(marker.as_str()),
+                ObjectKind::InProgressMarker { folder: line }
+            );
+            let part = backup::tar_part_key(&name, 7, Decoder::Lz4);
+            assert_eq!(classify(part.as_str()).backup_folder(), Some(line));
         }
+        Err(_) => assert!(
+            !segment_ok,
+            "{line:?} is one key segment but no backup name"
+        ),
     }
-    for (ext, decoder) in [
-        ("lz4", Decoder::Lz4),
-        ("", Decoder::None),
-        ("zst", Decoder::Zstd),
-    ] {
-        if let Ok(key) = backup::tar_part_key(line, 7, ext) {
-            check_key(&key);
-        }
+    let kind = classify(line);
+    if let Some(file) = kind.wal_file() {
+        assert_eq!(line.strip_prefix("wal_005/"), Some(file));
+        assert!(!file.is_empty() && !file.contains('/'));
+    }
+    if let Some(folder) = kind.backup_folder() {
+        assert!(line.starts_with(&format!("basebackups_005/{folder}/")));
+        assert!(!folder.is_empty());
+    }
+    for decoder in [Decoder::Lz4, Decoder::None, Decoder::Zstd] {
         if let Ok(key) = wal_key(line, decoder) {
             check_key(&key);
             // (An empty or all-`/` name gives the folder `wal_005` itself.)
@@ -120,7 +154,7 @@ fn backups(keys: &[String]) -> Vec<BackupInfo> {
         let segment = Segment::parse(wal_file_name(name), MIB16);
         let start_lsn = segment.map(|s| s.start_lsn() + 1).unwrap_or(i as u64);
         let delta_from =
-            BackupName::parse(name).and_then(|n| n.delta_base().map(|b| format!("base_{b}")));
+            StandardName::parse(name).and_then(|n| n.delta_base().map(|b| format!("base_{b}")));
         out.push(BackupInfo {
             name: name.to_string(),
             sentinel_modified: Timestamp::from_second(1_700_000_000 + i as i64).expect("time"),

@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::layout::documents::{ExtendedMetadata, GoTime};
 use crate::layout::to_vec_v1_indented;
 use crate::ops::backup_list::{BackupDetail, BackupSummary, Listing};
+use crate::pg::Lsn;
 use crate::storage::StorageSettings;
 
 /// The one storage WAL-G lists without failover storages configured.
@@ -195,7 +196,7 @@ fn time_field(
 
 fn summary_fields(backup: &BackupSummary, zones: &TimeZones) -> Vec<Field> {
     vec![
-        field("backup_name", "Backup name", backup.name.clone()),
+        field("backup_name", "Backup name", backup.name.to_string()),
         time_field(
             "modified",
             "Modified",
@@ -220,16 +221,11 @@ fn detail_fields(backup: &BackupSummary, meta: &ExtendedMetadata, zones: &TimeZo
         field("hostname", "Hostname", meta.hostname.clone()),
         field("data_dir", "Datadir", meta.data_dir.clone()),
         field("pg_version", "PG version", meta.pg_version.to_string()),
-        field("start_lsn", "Start LSN", lsn(meta.start_lsn)),
-        field("finish_lsn", "Finish LSN", lsn(meta.finish_lsn)),
+        field("start_lsn", "Start LSN", Lsn(meta.start_lsn).to_string()),
+        field("finish_lsn", "Finish LSN", Lsn(meta.finish_lsn).to_string()),
         field("is_permanent", "Permanent", meta.is_permanent.to_string()),
     ]);
     fields
-}
-
-/// An LSN as PostgreSQL and WAL-G print it: `%X/%X`.
-pub fn lsn(value: u64) -> String {
-    format!("{:X}/{:X}", value >> 32, value & 0xFFFF_FFFF)
 }
 
 /// Go's `time.RFC3339`, `-` for the zero time.

@@ -1,5 +1,6 @@
-//! Base backups in storage: the keys of every object under `basebackups_005/`, backup names
-//! (`base_<segment>[_D_<segment>]`) and how WAL-G derives them. Pure: no I/O.
+//! Base backups in storage: the keys of every object under `basebackups_005/`, built from a
+//! checked [`BackupName`] without failing, and the standard backup names
+//! (`base_<segment>[_D_<segment>]`, [`StandardName`]) and how WAL-G derives them. Pure: no I/O.
 //!
 //! WAL-G compat: utility/utility.go (`SentinelSuffix`, `StripWalFileName`,
 //! `stripBackupSuffix`), internal/databases/postgres/backup.go (name pattern),
@@ -9,8 +10,10 @@
 use std::fmt;
 
 use super::BASEBACKUPS_FOLDER;
+pub use super::name::{BackupName, RunId};
+use crate::compression::Decoder;
 use crate::pg::wal::Segment;
-use crate::storage::{Key, StorageError};
+use crate::storage::Key;
 
 /// Suffix of a stop sentinel: `<name>_backup_stop_sentinel.json`.
 pub const SENTINEL_SUFFIX: &str = "_backup_stop_sentinel.json";
@@ -23,16 +26,6 @@ pub const TAR_PARTITIONS_FOLDER: &str = "tar_partitions";
 /// Shown as the WAL file name of a backup whose name holds no segment name.
 pub const NO_WAL_FILE_NAME: &str = "ZZZZZZZZZZZZZZZZZZZZZZZZ";
 
-/// A backup name usable as a key segment: not empty, `.` or `..`, no `/`.
-fn checked(name: &str) -> Result<&str, StorageError> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
-        return Err(StorageError::InvalidKey {
-            key: name.to_string(),
-        });
-    }
-    Ok(name)
-}
-
 /// `<file name>[.<ext>]`: no dot when `ext` is empty (current WAL-G).
 fn with_ext(stem: &str, ext: &str) -> String {
     if ext.is_empty() {
@@ -43,26 +36,28 @@ fn with_ext(stem: &str, ext: &str) -> String {
 }
 
 /// `basebackups_005/<name>_backup_stop_sentinel.json`.
-pub fn sentinel_key(name: &str) -> Result<Key, StorageError> {
-    Key::new(&format!(
-        "{BASEBACKUPS_FOLDER}/{}{SENTINEL_SUFFIX}",
-        checked(name)?
-    ))
+pub fn sentinel_key(name: &BackupName) -> Key {
+    Key::from_valid(format!("{BASEBACKUPS_FOLDER}/{name}{SENTINEL_SUFFIX}"))
 }
 
 /// `basebackups_005/<name>`: the folder of the backup's other objects.
-pub fn backup_folder(name: &str) -> Result<Key, StorageError> {
-    Key::new(&format!("{BASEBACKUPS_FOLDER}/{}", checked(name)?))
+pub fn backup_folder(name: &BackupName) -> Key {
+    Key::from_valid(format!("{BASEBACKUPS_FOLDER}/{name}"))
+}
+
+/// `basebackups_005/<name>/<file>` for one of the constant file names of this module.
+fn in_folder(name: &BackupName, file: &str) -> Key {
+    Key::from_valid(format!("{BASEBACKUPS_FOLDER}/{name}/{file}"))
 }
 
 /// `basebackups_005/<name>/metadata.json`.
-pub fn metadata_key(name: &str) -> Result<Key, StorageError> {
-    backup_folder(name)?.join(METADATA_FILE)
+pub fn metadata_key(name: &BackupName) -> Key {
+    in_folder(name, METADATA_FILE)
 }
 
 /// `basebackups_005/<name>/files_metadata.json`.
-pub fn files_metadata_key(name: &str) -> Result<Key, StorageError> {
-    backup_folder(name)?.join(FILES_METADATA_FILE)
+pub fn files_metadata_key(name: &BackupName) -> Key {
+    in_folder(name, FILES_METADATA_FILE)
 }
 
 /// `basebackups_005/<name>/walg_backup_in_progress_<run>.json`: the marker of one running
@@ -70,15 +65,13 @@ pub fn files_metadata_key(name: &str) -> Result<Key, StorageError> {
 /// sentinel exists (walg's own object; WAL-G ignores it). `delete` uses it to tell an
 /// incomplete backup that is still being written from garbage; `backup-push` uses it to see
 /// another run that took the same name.
-pub fn in_progress_marker_key(name: &str, run: &str) -> Result<Key, StorageError> {
-    if run.is_empty() || !run.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(StorageError::InvalidKey {
-            key: format!("{IN_PROGRESS_MARKER_PREFIX}{run}{IN_PROGRESS_MARKER_SUFFIX}"),
-        });
-    }
-    backup_folder(name)?.join(&format!(
-        "{IN_PROGRESS_MARKER_PREFIX}{run}{IN_PROGRESS_MARKER_SUFFIX}"
-    ))
+pub fn in_progress_marker_key(name: &BackupName, run: &RunId) -> Key {
+    in_folder(name, &in_progress_marker_file_name(run.as_str()))
+}
+
+/// `walg_backup_in_progress_<run>.json`.
+pub(super) fn in_progress_marker_file_name(run: &str) -> String {
+    format!("{IN_PROGRESS_MARKER_PREFIX}{run}{IN_PROGRESS_MARKER_SUFFIX}")
 }
 
 /// True when `file_name` is an in-progress marker: `walg_backup_in_progress_<run>.json`, or
@@ -97,8 +90,13 @@ const IN_PROGRESS_MARKER_SUFFIX: &str = ".json";
 const LEGACY_IN_PROGRESS_MARKER: &str = "walg_backup_in_progress.json";
 
 /// `basebackups_005/<name>/tar_partitions`.
-pub fn tar_partitions_folder(name: &str) -> Result<Key, StorageError> {
-    backup_folder(name)?.join(TAR_PARTITIONS_FOLDER)
+pub fn tar_partitions_folder(name: &BackupName) -> Key {
+    in_folder(name, TAR_PARTITIONS_FOLDER)
+}
+
+/// `basebackups_005/<name>/tar_partitions/<file>` for a file name of this module.
+fn in_tar_partitions(name: &BackupName, file: &str) -> Key {
+    in_folder(name, &format!("{TAR_PARTITIONS_FOLDER}/{file}"))
 }
 
 /// `part_NNN.tar[.<ext>]`: the file name of data tar `number`, zero-padded to at least three
@@ -117,26 +115,26 @@ pub fn backup_label_tar_file_name(ext: &str) -> String {
     with_ext("backup_label.tar", ext)
 }
 
-/// `basebackups_005/<name>/tar_partitions/part_NNN.tar[.<ext>]`. `ext` is the compression
-/// extension without the dot (`lz4`), empty for none.
-pub fn tar_part_key(name: &str, number: u32, ext: &str) -> Result<Key, StorageError> {
-    tar_partitions_folder(name)?.join(&tar_part_file_name(number, ext))
+/// `basebackups_005/<name>/tar_partitions/part_NNN.tar[.<ext>]`, `<ext>` the extension of
+/// `decoder`'s format (none for uncompressed parts).
+pub fn tar_part_key(name: &BackupName, number: u32, decoder: Decoder) -> Key {
+    in_tar_partitions(name, &tar_part_file_name(number, decoder.extension()))
 }
 
 /// `basebackups_005/<name>/tar_partitions/pg_control.tar[.<ext>]`.
-pub fn pg_control_tar_key(name: &str, ext: &str) -> Result<Key, StorageError> {
-    tar_partitions_folder(name)?.join(&pg_control_tar_file_name(ext))
+pub fn pg_control_tar_key(name: &BackupName, decoder: Decoder) -> Key {
+    in_tar_partitions(name, &pg_control_tar_file_name(decoder.extension()))
 }
 
 /// `basebackups_005/<name>/tar_partitions/backup_label.tar[.<ext>]`.
-pub fn backup_label_tar_key(name: &str, ext: &str) -> Result<Key, StorageError> {
-    tar_partitions_folder(name)?.join(&backup_label_tar_file_name(ext))
+pub fn backup_label_tar_key(name: &BackupName, decoder: Decoder) -> Key {
+    in_tar_partitions(name, &backup_label_tar_file_name(decoder.extension()))
 }
 
-/// The name of a full backup starting at `start_lsn` on `timeline` (see [`BackupName::full`]):
+/// The name of a full backup starting at `start_lsn` on `timeline` (see [`StandardName::full`]):
 /// `base_` + the segment holding byte `start_lsn - 1`.
-pub fn backup_name(timeline: u32, start_lsn: u64, segment_size: u64) -> Option<BackupName> {
-    BackupName::full(timeline, start_lsn, segment_size)
+pub fn backup_name(timeline: u32, start_lsn: u64, segment_size: u64) -> Option<StandardName> {
+    StandardName::full(timeline, start_lsn, segment_size)
 }
 
 /// The backup name of a sentinel file name (`<name>_backup_stop_sentinel.json`): the text
@@ -212,23 +210,23 @@ fn match_at(bytes: &[u8], at: usize) -> Option<usize> {
 /// A backup name of WAL-G's PostgreSQL form: `base_<24 hex>`, optionally `_D_<24 hex>` (a
 /// delta, with its parent's start segment) and `_<8 hex>` (WAL-E's offset suffix).
 ///
-/// Backups in storage may have other names (`backup-list` shows whatever sentinels exist);
-/// this type is for names WAL-G itself would create or recognise.
+/// Backups in storage may have any [`BackupName`] (`backup-list` shows whatever sentinels
+/// exist); this type is for names WAL-G itself would create or recognise.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct BackupName(String);
+pub struct StandardName(String);
 
-impl BackupName {
+impl StandardName {
     /// `Some` when all of `text` is a backup name.
-    pub fn parse(text: &str) -> Option<BackupName> {
-        (match_at(text.as_bytes(), 0)? == text.len()).then(|| BackupName(text.to_string()))
+    pub fn parse(text: &str) -> Option<StandardName> {
+        (match_at(text.as_bytes(), 0)? == text.len()).then(|| StandardName(text.to_string()))
     }
 
     /// The leftmost backup name inside `text` (an object key, say), as Go's `FindString`
     /// finds it.
-    pub fn find_in(text: &str) -> Option<BackupName> {
+    pub fn find_in(text: &str) -> Option<StandardName> {
         let bytes = text.as_bytes();
         (0..bytes.len()).find_map(|at| {
-            match_at(bytes, at).and_then(|len| text.get(at..at + len).and_then(BackupName::parse))
+            match_at(bytes, at).and_then(|len| text.get(at..at + len).and_then(StandardName::parse))
         })
     }
 
@@ -236,17 +234,17 @@ impl BackupName {
     /// holding byte `start_lsn - 1` (`pg_walfile_name_offset(start_lsn)` on a primary, and
     /// the formula WAL-G uses on a standby). `None` for a segment size that is not a power of
     /// two up to 4 GiB.
-    pub fn full(timeline: u32, start_lsn: u64, segment_size: u64) -> Option<BackupName> {
+    pub fn full(timeline: u32, start_lsn: u64, segment_size: u64) -> Option<StandardName> {
         Self::of_segment(timeline, start_lsn.saturating_sub(1), segment_size)
     }
 
     /// The name of a backup taken over the replication protocol (`BASE_BACKUP`): the segment
     /// holding byte `start_lsn` itself (no `- 1`).
-    pub fn remote(timeline: u32, start_lsn: u64, segment_size: u64) -> Option<BackupName> {
+    pub fn remote(timeline: u32, start_lsn: u64, segment_size: u64) -> Option<StandardName> {
         Self::of_segment(timeline, start_lsn, segment_size)
     }
 
-    fn of_segment(timeline: u32, byte: u64, segment_size: u64) -> Option<BackupName> {
+    fn of_segment(timeline: u32, byte: u64, segment_size: u64) -> Option<StandardName> {
         if segment_size == 0 || !segment_size.is_power_of_two() || segment_size > 1 << 32 {
             return None;
         }
@@ -255,14 +253,14 @@ impl BackupName {
             number: byte / segment_size,
             size: segment_size,
         };
-        Some(BackupName(format!("base_{}", segment.name())))
+        Some(StandardName(format!("base_{}", segment.name())))
     }
 
     /// The name of a delta of `parent` whose own full-style name is `self`:
     /// `<self>_D_<first 24-hex run of parent>`. `None` when `self` is already a delta or the
     /// parent's name has no segment name (WAL-G would write `_D_ZZZ…`, which no longer
     /// matches its own pattern).
-    pub fn delta_of(&self, parent: &str) -> Option<BackupName> {
+    pub fn delta_of(&self, parent: &str) -> Option<StandardName> {
         if self.is_delta() || self.wal_e_offset().is_some() {
             return None;
         }
@@ -270,7 +268,7 @@ impl BackupName {
         if base == NO_WAL_FILE_NAME {
             return None;
         }
-        BackupName::parse(&format!("{}_D_{base}", self.0))
+        StandardName::parse(&format!("{}_D_{base}", self.0))
     }
 
     pub fn as_str(&self) -> &str {
@@ -310,13 +308,13 @@ impl BackupName {
     }
 }
 
-impl fmt::Display for BackupName {
+impl fmt::Display for StandardName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl AsRef<str> for BackupName {
+impl AsRef<str> for StandardName {
     fn as_ref(&self) -> &str {
         &self.0
     }
@@ -328,9 +326,13 @@ mod tests {
 
     const NAME: &str = "base_000000010000000000000004";
 
+    fn name() -> BackupName {
+        BackupName::parse(NAME).unwrap()
+    }
+
     #[test]
     fn each_run_has_its_own_in_progress_marker() {
-        let key = in_progress_marker_key(NAME, "3f2a-1").unwrap();
+        let key = in_progress_marker_key(&name(), &RunId::parse("3f2a-1").unwrap());
         assert_eq!(
             key.as_str(),
             "basebackups_005/base_000000010000000000000004/walg_backup_in_progress_3f2a-1.json"
@@ -339,60 +341,86 @@ mod tests {
         assert!(is_in_progress_marker("walg_backup_in_progress.json"));
         assert!(!is_in_progress_marker("walg_backup_in_progress_.json"));
         assert!(!is_in_progress_marker("metadata.json"));
-        assert!(in_progress_marker_key(NAME, "../x").is_err());
-        assert!(in_progress_marker_key(NAME, "").is_err());
+        let numbered = in_progress_marker_key(&name(), &RunId::from_number(u64::MAX));
+        assert_eq!(
+            numbered.file_name(),
+            "walg_backup_in_progress_ffffffffffffffff.json"
+        );
     }
 
     #[test]
     fn keys_of_a_backup() {
+        let name = name();
         assert_eq!(
-            sentinel_key(NAME).unwrap().as_str(),
+            sentinel_key(&name).as_str(),
             "basebackups_005/base_000000010000000000000004_backup_stop_sentinel.json"
         );
         assert_eq!(
-            metadata_key(NAME).unwrap().as_str(),
+            backup_folder(&name).as_str(),
+            "basebackups_005/base_000000010000000000000004"
+        );
+        assert_eq!(
+            metadata_key(&name).as_str(),
             "basebackups_005/base_000000010000000000000004/metadata.json"
         );
         assert_eq!(
-            files_metadata_key(NAME).unwrap().as_str(),
+            files_metadata_key(&name).as_str(),
             "basebackups_005/base_000000010000000000000004/files_metadata.json"
         );
         assert_eq!(
-            tar_partitions_folder(NAME).unwrap().as_str(),
+            tar_partitions_folder(&name).as_str(),
             "basebackups_005/base_000000010000000000000004/tar_partitions"
         );
         assert_eq!(
-            tar_part_key(NAME, 1, "lz4").unwrap().as_str(),
+            tar_part_key(&name, 1, Decoder::Lz4).as_str(),
             "basebackups_005/base_000000010000000000000004/tar_partitions/part_001.tar.lz4"
         );
         assert_eq!(
-            tar_part_key(NAME, 2, "").unwrap().as_str(),
+            tar_part_key(&name, 2, Decoder::None).as_str(),
             "basebackups_005/base_000000010000000000000004/tar_partitions/part_002.tar"
         );
         assert_eq!(tar_part_file_name(999, "zst"), "part_999.tar.zst");
         assert_eq!(tar_part_file_name(1000, "zst"), "part_1000.tar.zst");
         assert_eq!(tar_part_file_name(12345, "br"), "part_12345.tar.br");
         assert_eq!(
-            pg_control_tar_key(NAME, "lz4").unwrap().as_str(),
+            pg_control_tar_key(&name, Decoder::Lz4).as_str(),
             "basebackups_005/base_000000010000000000000004/tar_partitions/pg_control.tar.lz4"
         );
         assert_eq!(
-            pg_control_tar_key(NAME, "").unwrap().as_str(),
+            pg_control_tar_key(&name, Decoder::None).as_str(),
             "basebackups_005/base_000000010000000000000004/tar_partitions/pg_control.tar"
         );
         assert_eq!(
-            backup_label_tar_key(NAME, "zst").unwrap().as_str(),
+            backup_label_tar_key(&name, Decoder::Zstd).as_str(),
             "basebackups_005/base_000000010000000000000004/tar_partitions/backup_label.tar.zst"
         );
-        for bad in ["", "a/b", "..", "."] {
-            assert!(sentinel_key(bad).is_err(), "{bad}");
-            assert!(metadata_key(bad).is_err(), "{bad}");
+    }
+
+    #[test]
+    fn every_key_of_an_odd_but_valid_name_is_a_valid_key() {
+        for text in ["...", ".x", "my backup", "a\\b", "_backup", "ünï"] {
+            let name = BackupName::parse(text).unwrap();
+            let run = RunId::from_number(7);
+            for key in [
+                sentinel_key(&name),
+                backup_folder(&name),
+                metadata_key(&name),
+                files_metadata_key(&name),
+                in_progress_marker_key(&name, &run),
+                tar_partitions_folder(&name),
+                tar_part_key(&name, 3, Decoder::Brotli),
+                pg_control_tar_key(&name, Decoder::None),
+                backup_label_tar_key(&name, Decoder::Lzma),
+            ] {
+                assert_eq!(Key::new(key.as_str()).unwrap(), key, "{text:?}");
+                assert!(key.as_str().starts_with("basebackups_005/"));
+            }
         }
     }
 
     #[test]
     fn sentinel_names_back_to_backup_names() {
-        let key = sentinel_key(NAME).unwrap();
+        let key = sentinel_key(&name());
         assert_eq!(backup_name_of_sentinel_key(&key), Some(NAME));
         assert_eq!(
             backup_name_of_sentinel("base_111_backup_stop_sentinel.json"),
@@ -433,7 +461,7 @@ mod tests {
             (3_885_821_329_448, "base_0000004300000388000000BD"),
         ] {
             assert_eq!(
-                BackupName::full(0x43, start_lsn, 16 << 20)
+                StandardName::full(0x43, start_lsn, 16 << 20)
                     .unwrap()
                     .as_str(),
                 expected
@@ -441,28 +469,32 @@ mod tests {
         }
         // Exactly on a segment boundary: the previous segment, unlike a remote backup.
         assert_eq!(
-            BackupName::full(1, 0x0400_0000, 16 << 20).unwrap().as_str(),
+            StandardName::full(1, 0x0400_0000, 16 << 20)
+                .unwrap()
+                .as_str(),
             "base_000000010000000000000003"
         );
         assert_eq!(
-            BackupName::remote(1, 0x0400_0000, 16 << 20)
+            StandardName::remote(1, 0x0400_0000, 16 << 20)
                 .unwrap()
                 .as_str(),
             "base_000000010000000000000004"
         );
         assert_eq!(
-            BackupName::full(1, 0x0400_0028, 16 << 20).unwrap().as_str(),
+            StandardName::full(1, 0x0400_0028, 16 << 20)
+                .unwrap()
+                .as_str(),
             "base_000000010000000000000004"
         );
         // 64 MiB segments: 64 per log id.
         assert_eq!(
-            BackupName::full(2, (5u64 << 32) + 3 * (64 << 20) + 40, 64 << 20)
+            StandardName::full(2, (5u64 << 32) + 3 * (64 << 20) + 40, 64 << 20)
                 .unwrap()
                 .as_str(),
             "base_000000020000000500000003"
         );
-        assert!(BackupName::full(1, 40, 0).is_none());
-        assert!(BackupName::full(1, 40, 3 << 20).is_none());
+        assert!(StandardName::full(1, 40, 0).is_none());
+        assert!(StandardName::full(1, 40, 3 << 20).is_none());
     }
 
     #[test]
@@ -473,7 +505,7 @@ mod tests {
             "base_000000010000000000000024_00000040",
             "base_000000010000000100000046_D_000000010000000100000040_00000040",
         ] {
-            let name = BackupName::parse(good).unwrap();
+            let name = StandardName::parse(good).unwrap();
             assert_eq!(name.as_str(), good);
             assert_eq!(name.to_string(), good);
         }
@@ -486,22 +518,22 @@ mod tests {
             "xbase_000000010000000100000046",
             "base_000000010000000100000046_D_0000000100000001",
         ] {
-            assert!(BackupName::parse(bad).is_none(), "{bad}");
+            assert!(StandardName::parse(bad).is_none(), "{bad}");
         }
-        let delta =
-            BackupName::parse("base_0000004300000388000000AC_D_000000430000038500000003").unwrap();
+        let delta = StandardName::parse("base_0000004300000388000000AC_D_000000430000038500000003")
+            .unwrap();
         assert!(delta.is_delta());
         assert_eq!(delta.wal_file_name(), "0000004300000388000000AC");
         assert_eq!(delta.delta_base(), Some("000000430000038500000003"));
         assert_eq!(delta.wal_e_offset(), None);
-        let wale = BackupName::parse("base_000000010000000000000024_00000040").unwrap();
+        let wale = StandardName::parse("base_000000010000000000000024_00000040").unwrap();
         assert!(!wale.is_delta());
         assert_eq!(wale.wal_e_offset(), Some("00000040"));
         assert_eq!(
             wale.start_segment(16 << 20).unwrap().name(),
             "000000010000000000000024"
         );
-        let full = BackupName::parse("base_000000010000000100000046").unwrap();
+        let full = StandardName::parse("base_000000010000000100000046").unwrap();
         assert_eq!(full.delta_base(), None);
         assert_eq!(full.wal_e_offset(), None);
     }
@@ -509,7 +541,7 @@ mod tests {
     #[test]
     fn find_in_keys() {
         assert_eq!(
-            BackupName::find_in(
+            StandardName::find_in(
                 "basebackups_005/base_000000010000000100000046_D_000000010000000100000040/tar_partitions/part_001.tar.lz4"
             )
             .unwrap()
@@ -517,14 +549,14 @@ mod tests {
             "base_000000010000000100000046_D_000000010000000100000040"
         );
         assert_eq!(
-            BackupName::find_in(
+            StandardName::find_in(
                 "basebackups_005/base_000000010000000100000046_backup_stop_sentinel.json"
             )
             .unwrap()
             .as_str(),
             "base_000000010000000100000046"
         );
-        assert!(BackupName::find_in("basebackups_005/base_111/metadata.json").is_none());
+        assert!(StandardName::find_in("basebackups_005/base_111/metadata.json").is_none());
     }
 
     #[test]
@@ -552,7 +584,7 @@ mod tests {
 
     #[test]
     fn delta_names() {
-        let own = BackupName::parse("base_0000004300000388000000BB").unwrap();
+        let own = StandardName::parse("base_0000004300000388000000BB").unwrap();
         let delta = own
             .delta_of("base_0000004300000388000000AC_D_000000430000038500000003")
             .unwrap();

@@ -1,14 +1,19 @@
 //! WAL-G's storage layout: the one place where object keys are built and parsed, and the
 //! JSON documents stored there. No I/O.
 //!
-//! WAL objects are here; base backups in [`backup`], their JSON documents in [`documents`].
+//! WAL objects are here; base backups in [`backup`] (names in [`name`]), their JSON documents
+//! in [`documents`]; what a stored key is, in [`classify`].
 
 pub mod backup;
+pub mod classify;
 pub mod documents;
 pub mod gojson;
 pub mod gotime;
+pub mod name;
 
+pub use classify::{ObjectKind, classify};
 pub use gojson::{to_vec_v1, to_vec_v1_indented};
+pub use name::{BackupName, RunId};
 
 use crate::compression::Decoder;
 use crate::storage::{Key, StorageError};
@@ -20,7 +25,12 @@ pub const BASEBACKUPS_FOLDER: &str = "basebackups_005";
 
 /// The folder of archived WAL, `wal_005`.
 pub fn wal_folder() -> Key {
-    Key::new(WAL_FOLDER).unwrap_or_else(|_| Key::root())
+    Key::from_valid(WAL_FOLDER.to_string())
+}
+
+/// The folder of base backups, `basebackups_005`.
+pub fn basebackups_folder() -> Key {
+    Key::from_valid(BASEBACKUPS_FOLDER.to_string())
 }
 
 /// `wal_005/<file name>[.<ext>]`: where `wal-push` stores a file compressed with `decoder`'s
@@ -65,6 +75,12 @@ pub fn wal_candidates(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_two_folders() {
+        assert_eq!(wal_folder().as_str(), "wal_005");
+        assert_eq!(basebackups_folder().as_str(), "basebackups_005");
+    }
 
     #[test]
     fn wal_keys() {

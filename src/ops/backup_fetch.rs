@@ -25,6 +25,7 @@ use super::recovery_conf::{self, RecoveryTarget};
 use super::{Context, HintedError, backup_list};
 use crate::archive::{self, ExtractOptions, ExtractReport, Redirect};
 use crate::compression::{self, Decoder};
+use crate::layout::BackupName;
 use crate::layout::backup as keys;
 use crate::layout::documents::{FilesMetadata, Sentinel, TablespaceSpec};
 use crate::storage::{Key, ObjectMeta, StorageExt};
@@ -119,7 +120,7 @@ pub async fn run(
         redirects,
     });
     let restore = Restore {
-        name: name.clone(),
+        name: name.to_string(),
         dest: dest.clone(),
         filter: Arc::new(files),
         expected: metadata.as_ref().map(expected_members).unwrap_or_default(),
@@ -139,7 +140,7 @@ pub async fn run(
         report.bytes
     );
     Ok(BackupFetchReport {
-        name,
+        name: name.to_string(),
         files: report.files.len(),
         bytes: report.bytes,
         skipped: report.skipped,
@@ -147,8 +148,8 @@ pub async fn run(
 }
 
 /// The sentinel of backup `name`, which must be a full backup.
-async fn read_sentinel(ctx: &Context, name: &str) -> anyhow::Result<Sentinel> {
-    let sentinel_bytes = ctx.storage.get_bytes(&keys::sentinel_key(name)?).await?;
+async fn read_sentinel(ctx: &Context, name: &BackupName) -> anyhow::Result<Sentinel> {
+    let sentinel_bytes = ctx.storage.get_bytes(&keys::sentinel_key(name)).await?;
     let sentinel = Sentinel::from_json(&sentinel_bytes)
         .with_context(|| format!("reading the sentinel of backup '{name}'"))?;
     if sentinel.is_delta() {
@@ -190,11 +191,11 @@ fn restore_spec(
 /// `pg_control` last.
 async fn grouped_parts(
     ctx: &Context,
-    name: &str,
+    name: &BackupName,
     sentinel: &Sentinel,
     metadata: Option<&FilesMetadata>,
 ) -> anyhow::Result<[Vec<ObjectMeta>; 3]> {
-    let folder = keys::tar_partitions_folder(name)?;
+    let folder = keys::tar_partitions_folder(name);
     let mut objects = ctx.storage.list(&folder).await?;
     objects.sort_by(|a, b| a.key.cmp(&b.key));
     check_parts(name, sentinel, metadata, &objects)?;
@@ -452,7 +453,7 @@ fn write_new_file(path: &Path, content: &[u8]) -> anyhow::Result<()> {
 }
 
 /// `LATEST` or an existing backup's name.
-async fn resolve(ctx: &Context, requested: &str) -> anyhow::Result<String> {
+async fn resolve(ctx: &Context, requested: &str) -> anyhow::Result<BackupName> {
     if requested == "LATEST" {
         return match backup_list::latest(ctx.storage.as_ref()).await? {
             Some(latest) => Ok(latest.name),
@@ -463,30 +464,27 @@ async fn resolve(ctx: &Context, requested: &str) -> anyhow::Result<String> {
             .into()),
         };
     }
-    if !ctx.storage.exists(&keys::sentinel_key(requested)?).await? {
+    let name = BackupName::parse(requested)?;
+    if !ctx.storage.exists(&keys::sentinel_key(&name)).await? {
         return Err(HintedError::new(
             format!("backup '{requested}' does not exist"),
             "walg backup-list shows the backups in this storage",
         )
         .into());
     }
-    Ok(requested.to_string())
+    Ok(name)
 }
 
 /// `files_metadata.json` (or its legacy copy in the sentinel), if the backup has one.
 async fn files_metadata(
     ctx: &Context,
-    name: &str,
+    name: &BackupName,
     sentinel: &Sentinel,
 ) -> anyhow::Result<Option<FilesMetadata>> {
     if sentinel.files_metadata_disabled {
         return Ok(None);
     }
-    match ctx
-        .storage
-        .get_bytes(&keys::files_metadata_key(name)?)
-        .await
-    {
+    match ctx.storage.get_bytes(&keys::files_metadata_key(name)).await {
         Ok(bytes) => Ok(Some(FilesMetadata::from_json(&bytes).with_context(
             || format!("reading files_metadata.json of backup '{name}'"),
         )?)),

@@ -11,9 +11,9 @@
 use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
 
-use crate::layout::BASEBACKUPS_FOLDER;
 use crate::layout::backup::{backup_name_of_sentinel_key, metadata_key, wal_file_name};
 use crate::layout::documents::ExtendedMetadata;
+use crate::layout::{BackupName, basebackups_folder};
 use crate::storage::{Key, Storage, StorageError, StorageExt as _};
 
 /// How many `metadata.json` objects are read at once.
@@ -23,7 +23,7 @@ const METADATA_READS: usize = 8;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupSummary {
     /// The backup name (the sentinel's file name before `_backup`).
-    pub name: String,
+    pub name: BackupName,
     /// The sentinel object's modification time in storage.
     pub modified: jiff::Timestamp,
     /// The first 24-hex run of the name, or `ZZZZZZZZZZZZZZZZZZZZZZZZ`.
@@ -39,15 +39,17 @@ pub struct BackupDetail {
     pub metadata: Option<ExtendedMetadata>,
 }
 
-/// Every backup, oldest sentinel first (ties in key order).
+/// Every backup, oldest sentinel first (ties in key order). A sentinel whose name cannot be a
+/// key segment (`_backup_stop_sentinel.json`, an empty name; `._backup_stop_sentinel.json`)
+/// names no backup walg can read and is left out.
 pub async fn list(storage: &dyn Storage) -> Result<Vec<BackupSummary>, StorageError> {
-    let folder = Key::new(BASEBACKUPS_FOLDER)?;
+    let folder = basebackups_folder();
     let mut objects = storage.list(&folder).await?;
     objects.sort_by(|a, b| a.key.cmp(&b.key));
     let mut backups: Vec<BackupSummary> = objects
         .into_iter()
         .filter_map(|object| {
-            let name = backup_name_of_sentinel_key(&object.key)?.to_string();
+            let name = BackupName::parse(backup_name_of_sentinel_key(&object.key)?).ok()?;
             Some(BackupSummary {
                 wal_file_name: wal_file_name(object.key.file_name()).to_string(),
                 name,
@@ -68,9 +70,9 @@ pub async fn latest(storage: &dyn Storage) -> Result<Option<BackupSummary>, Stor
 /// Reads the `metadata.json` of one backup: `None` when it does not exist.
 pub async fn metadata(
     storage: &dyn Storage,
-    name: &str,
+    name: &BackupName,
 ) -> anyhow::Result<Option<ExtendedMetadata>> {
-    let key = metadata_key(name)?;
+    let key = metadata_key(name);
     let bytes = match storage.get_bytes(&key).await {
         Ok(bytes) => bytes,
         Err(StorageError::NotFound { .. }) => return Ok(None),
@@ -174,8 +176,12 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
 
-    async fn sentinel(storage: &MemoryStorage, name: &str) {
-        put(storage, sentinel_key(name).unwrap().as_str(), "{}").await;
+    fn name(text: &str) -> BackupName {
+        BackupName::parse(text).unwrap()
+    }
+
+    async fn sentinel(storage: &MemoryStorage, text: &str) {
+        put(storage, sentinel_key(&name(text)).as_str(), "{}").await;
     }
 
     fn names(backups: &[BackupSummary]) -> Vec<&str> {
@@ -235,14 +241,35 @@ mod tests {
         assert!(backups[0].modified < backups[1].modified);
         assert_eq!(
             latest(&storage).await.unwrap().map(|b| b.name),
-            Some("base_333".to_string())
+            Some(name("base_333"))
         );
 
         // Re-writing a sentinel makes that backup the latest.
         sentinel(&storage, "base_000000010000000000000009").await;
         assert_eq!(
             latest(&storage).await.unwrap().map(|b| b.name),
-            Some("base_000000010000000000000009".to_string())
+            Some(name("base_000000010000000000000009"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sentinel_whose_name_cannot_be_a_key_segment_is_no_backup() {
+        let storage = MemoryStorage::new();
+        sentinel(&storage, "base_a").await;
+        for odd in [
+            "basebackups_005/_backup_stop_sentinel.json",
+            "basebackups_005/_backup_1_backup_stop_sentinel.json",
+            "basebackups_005/._backup_stop_sentinel.json",
+            "basebackups_005/.._backup_stop_sentinel.json",
+        ] {
+            put(&storage, odd, "{}").await;
+        }
+        sentinel(&storage, "...").await;
+        let backups = list(&storage).await.unwrap();
+        assert_eq!(names(&backups), ["base_a", "..."]);
+        assert_eq!(
+            backups[1].sentinel.as_str(),
+            "basebackups_005/..._backup_stop_sentinel.json"
         );
     }
 
@@ -255,18 +282,18 @@ mod tests {
     #[tokio::test]
     async fn details_read_metadata_and_sort_by_start_time() {
         let storage = MemoryStorage::new();
-        for (name, start) in [
+        for (text, start) in [
             ("base_a", "2024-01-03T00:00:00Z"),
             ("base_b", "2024-01-01T00:00:00Z"),
             ("base_c", "2024-01-02T00:00:00Z"),
         ] {
             put(
                 &storage,
-                metadata_key(name).unwrap().as_str(),
+                metadata_key(&name(text)).as_str(),
                 &meta_json(start),
             )
             .await;
-            sentinel(&storage, name).await;
+            sentinel(&storage, text).await;
         }
         let backups = list(&storage).await.unwrap();
         assert_eq!(names(&backups), ["base_a", "base_b", "base_c"]);
@@ -289,7 +316,7 @@ mod tests {
         let storage = MemoryStorage::new();
         put(
             &storage,
-            metadata_key("base_a").unwrap().as_str(),
+            metadata_key(&name("base_a")).as_str(),
             &meta_json("2024-01-03T00:00:00Z"),
         )
         .await;
@@ -331,7 +358,7 @@ mod tests {
         ] {
             put(
                 &storage,
-                metadata_key(name).unwrap().as_str(),
+                metadata_key(&BackupName::parse(name).unwrap()).as_str(),
                 &meta_json(start),
             )
             .await;
@@ -353,12 +380,12 @@ mod tests {
     #[test]
     fn ties_in_start_time_come_in_reverse_list_order() {
         let start = GoTime::parse("2024-01-01T00:00:00Z").unwrap();
-        let detail = |name: &str| BackupDetail {
+        let detail = |text: &str| BackupDetail {
             backup: BackupSummary {
-                name: name.to_string(),
+                name: name(text),
                 modified: jiff::Timestamp::UNIX_EPOCH,
-                wal_file_name: wal_file_name(name).to_string(),
-                sentinel: sentinel_key(name).unwrap(),
+                wal_file_name: wal_file_name(text).to_string(),
+                sentinel: sentinel_key(&name(text)),
             },
             metadata: Some(ExtendedMetadata {
                 start_time: start,

@@ -12,6 +12,7 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 
 use super::{Context, HintedError, backup_list};
+use crate::layout::BackupName;
 use crate::layout::backup as keys;
 use crate::layout::documents::Sentinel;
 use crate::storage::StorageExt;
@@ -26,35 +27,40 @@ pub struct BackupMarkReport {
 /// Runs `backup-mark`.
 pub async fn run(ctx: &Context, name: &str, permanent: bool) -> anyhow::Result<BackupMarkReport> {
     let backups = backup_list::list(ctx.storage.as_ref()).await?;
-    if !backups.iter().any(|b| b.name == name) {
+    let Some(named) = backups
+        .iter()
+        .find(|b| b.name == name)
+        .map(|b| b.name.clone())
+    else {
         return Err(HintedError::new(
             format!("backup '{name}' does not exist"),
             "walg backup-list shows the backups in this storage",
         )
         .into());
-    }
+    };
     // The delta relation of every backup: name → parent.
     let mut parents = BTreeMap::new();
     for backup in &backups {
         let bytes = ctx
             .storage
-            .get_bytes(&keys::sentinel_key(&backup.name)?)
+            .get_bytes(&keys::sentinel_key(&backup.name))
             .await?;
         let sentinel = Sentinel::from_json(&bytes)
             .with_context(|| format!("reading the sentinel of backup '{}'", backup.name))?;
         parents.insert(backup.name.clone(), sentinel.delta_from);
     }
 
-    let targets: Vec<String> = if permanent {
+    let targets: Vec<BackupName> = if permanent {
         // The backup and every ancestor it needs to restore.
-        let mut chain = vec![name.to_string()];
-        let mut current = name.to_string();
+        let mut chain = vec![named.clone()];
+        let mut current = named;
         while let Some(Some(parent)) = parents.get(&current) {
-            if chain.contains(parent) {
+            let parent = BackupName::parse(parent)?;
+            if chain.contains(&parent) {
                 bail!("backup '{name}' has a cycle in its delta chain");
             }
             chain.push(parent.clone());
-            current = parent.clone();
+            current = parent;
         }
         chain.reverse();
         chain
@@ -69,7 +75,7 @@ pub async fn run(ctx: &Context, name: &str, permanent: bool) -> anyhow::Result<B
                 .into());
             }
         }
-        vec![name.to_string()]
+        vec![named]
     };
 
     let mut changed = Vec::new();
@@ -83,7 +89,7 @@ pub async fn run(ctx: &Context, name: &str, permanent: bool) -> anyhow::Result<B
                     "impermanent"
                 }
             );
-            changed.push(target);
+            changed.push(target.to_string());
         } else {
             tracing::warn!(
                 "backup '{target}' is already {}",
@@ -98,15 +104,15 @@ pub async fn run(ctx: &Context, name: &str, permanent: bool) -> anyhow::Result<B
     Ok(BackupMarkReport { changed })
 }
 
-async fn is_permanent(ctx: &Context, name: &str) -> anyhow::Result<bool> {
+async fn is_permanent(ctx: &Context, name: &BackupName) -> anyhow::Result<bool> {
     Ok(backup_list::metadata(ctx.storage.as_ref(), name)
         .await?
         .is_some_and(|m| m.is_permanent))
 }
 
 /// Sets `is_permanent` in the backup's `metadata.json`; false when it already had that value.
-async fn set_permanent(ctx: &Context, name: &str, permanent: bool) -> anyhow::Result<bool> {
-    let key = keys::metadata_key(name)?;
+async fn set_permanent(ctx: &Context, name: &BackupName, permanent: bool) -> anyhow::Result<bool> {
+    let key = keys::metadata_key(name);
     let bytes = ctx
         .storage
         .get_bytes(&key)

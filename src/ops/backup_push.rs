@@ -28,7 +28,8 @@ use crate::layout::documents::{
     Tablespace, TablespaceSpec,
 };
 use crate::layout::gotime::{GoTime, ceil_to_micros};
-use crate::pg::{BackupInProgress, ConnectSettings, PgConn, datadir};
+use crate::layout::{BackupName, RunId};
+use crate::pg::{BackupInProgress, ConnectSettings, Lsn, PgConn, datadir};
 use crate::storage::{Key, StorageExt};
 use crate::util::pipe::PipeWriter;
 
@@ -74,7 +75,7 @@ pub async fn run(
     tracing::info!(
         "starting backup '{name}' of '{}' at LSN {}",
         pgdata.display(),
-        crate::pg::lsn_to_text(start.lsn)
+        Lsn(start.lsn)
     );
 
     let attempt = Attempt {
@@ -125,7 +126,7 @@ pub async fn run(
     marker.remove().await;
     tracing::info!("wrote backup with name {name} to storage {}", ctx.storage);
     Ok(BackupPushReport {
-        name,
+        name: name.to_string(),
         parts: uploaded.parts,
         uncompressed_size: summary.uncompressed,
         compressed_size: summary.compressed,
@@ -263,15 +264,15 @@ impl Summary {
 /// Writes `files_metadata.json`, `metadata.json` and, last, the sentinel.
 async fn write_documents(
     ctx: &Context,
-    name: &str,
+    name: &BackupName,
     files: FilesMetadata,
     summary: &Summary,
 ) -> anyhow::Result<()> {
-    put_json(ctx, &keys::files_metadata_key(name)?, &files.to_json()?).await?;
+    put_json(ctx, &keys::files_metadata_key(name), &files.to_json()?).await?;
     let metadata = summary.metadata();
-    put_json(ctx, &keys::metadata_key(name)?, &metadata.to_json()?).await?;
+    put_json(ctx, &keys::metadata_key(name), &metadata.to_json()?).await?;
     let sentinel = summary.sentinel();
-    put_json(ctx, &keys::sentinel_key(name)?, &sentinel.to_json()?).await
+    put_json(ctx, &keys::sentinel_key(name), &sentinel.to_json()?).await
 }
 
 /// The label `pg_backup_start` is given: the program and the local time.
@@ -303,17 +304,16 @@ async fn claim_name(
     conn: PgConn,
     label: &str,
     segment_size: u64,
-) -> anyhow::Result<(BackupInProgress, String, InProgress)> {
+) -> anyhow::Result<(BackupInProgress, BackupName, InProgress)> {
     let run = run_id();
     let mut conn = conn;
     let mut attempt = 1;
     loop {
         let session = conn.start_backup(label).await?;
         let start = session.start().clone();
-        let name = keys::backup_name(start.timeline, start.lsn, segment_size)
+        let name: BackupName = keys::backup_name(start.timeline, start.lsn, segment_size)
             .ok_or_else(|| anyhow::anyhow!("cannot name a backup starting at {:#X}", start.lsn))?
-            .as_str()
-            .to_string();
+            .into();
         let marker = InProgress::start(ctx, &name, &run).await?;
         let taken = match name_taken(ctx, &name, &marker.key).await {
             Ok(taken) => taken,
@@ -347,8 +347,8 @@ async fn claim_name(
 }
 
 /// Why `name` is not free for the run whose marker is `own`, or `None` when it is.
-async fn name_taken(ctx: &Context, name: &str, own: &Key) -> anyhow::Result<Option<String>> {
-    let folder = keys::backup_folder(name)?;
+async fn name_taken(ctx: &Context, name: &BackupName, own: &Key) -> anyhow::Result<Option<String>> {
+    let folder = keys::backup_folder(name);
     let objects = ctx
         .storage
         .list(&folder)
@@ -365,7 +365,7 @@ async fn name_taken(ctx: &Context, name: &str, own: &Key) -> anyhow::Result<Opti
     {
         return Ok(Some("is being written by another backup-push".to_string()));
     }
-    if ctx.storage.exists(&keys::sentinel_key(name)?).await? {
+    if ctx.storage.exists(&keys::sentinel_key(name)).await? {
         return Ok(Some("already exists".to_string()));
     }
     if !foreign.is_empty() {
@@ -378,8 +378,8 @@ async fn name_taken(ctx: &Context, name: &str, own: &Key) -> anyhow::Result<Opti
 }
 
 /// A run id, unique among concurrent runs: random, in hexadecimal.
-fn run_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
+fn run_id() -> RunId {
+    RunId::from_number(rand::random::<u64>())
 }
 
 /// The in-progress marker of a running backup, refreshed every [`MARKER_REFRESH`] by a task.
@@ -394,11 +394,11 @@ pub const MARKER_REFRESH: Duration = Duration::from_secs(60);
 
 impl InProgress {
     /// Writes the marker of run `run` for backup `name` and keeps it fresh.
-    async fn start(ctx: &Context, name: &str, run: &str) -> anyhow::Result<InProgress> {
-        let key = keys::in_progress_marker_key(name, run)?;
+    async fn start(ctx: &Context, name: &BackupName, run: &RunId) -> anyhow::Result<InProgress> {
+        let key = keys::in_progress_marker_key(name, run);
         let body = serde_json::json!({
-            "backup_name": name,
-            "run": run,
+            "backup_name": name.as_str(),
+            "run": run.as_str(),
             "hostname": hostname(),
             "pid": std::process::id(),
             "started": jiff::Timestamp::now().to_string(),
@@ -455,7 +455,7 @@ struct Uploaded {
 /// One backup attempt: where its objects go and what they cost.
 struct Attempt<'a> {
     ctx: &'a Context,
-    name: String,
+    name: BackupName,
     /// This run's in-progress marker.
     marker: Key,
     compression: CompressionSettings,
@@ -619,7 +619,7 @@ impl Attempt<'_> {
         &self,
         plan: PartPlan,
     ) -> anyhow::Result<impl Future<Output = anyhow::Result<PartDone>> + Send + 'static> {
-        let key = keys::tar_partitions_folder(&self.name)?.join(&plan.file_name)?;
+        let key = keys::tar_partitions_folder(&self.name).join(&plan.file_name)?;
         let storage = Arc::clone(&self.ctx.storage);
         let compression = self.compression;
         let counter = Arc::clone(&self.compressed);
@@ -679,7 +679,7 @@ impl Attempt<'_> {
         .context("tar task failed")??;
         self.compressed
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        let key = keys::tar_partitions_folder(&self.name)?.join(file_name)?;
+        let key = keys::tar_partitions_folder(&self.name).join(file_name)?;
         self.ctx
             .storage
             .put_bytes(&key, Bytes::from(bytes))
@@ -691,9 +691,7 @@ impl Attempt<'_> {
     /// backup leaves no garbage when storage allows. Markers of other runs that looked at this
     /// name meanwhile are theirs to remove.
     async fn remove_objects(&self) {
-        let Ok(folder) = keys::backup_folder(&self.name) else {
-            return;
-        };
+        let folder = keys::backup_folder(&self.name);
         let cleanup = async {
             let objects = self.ctx.storage.list(&folder).await?;
             let keys: Vec<Key> = objects

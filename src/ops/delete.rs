@@ -21,6 +21,7 @@ use anyhow::Context as _;
 use super::{Context, HintedError, backup_list};
 use crate::layout::backup as keys;
 use crate::layout::documents::Sentinel;
+use crate::layout::{ObjectKind, classify};
 use crate::retention::{self, BackupInfo, Inventory, Options, Plan, Rule, StoredObject};
 use crate::storage::{Key, StorageExt};
 
@@ -133,7 +134,7 @@ async fn inventory(ctx: &Context) -> anyhow::Result<Inventory> {
     for summary in backup_list::list(ctx.storage.as_ref()).await? {
         let bytes = ctx
             .storage
-            .get_bytes(&keys::sentinel_key(&summary.name)?)
+            .get_bytes(&keys::sentinel_key(&summary.name))
             .await?;
         let sentinel = Sentinel::from_json(&bytes)
             .with_context(|| format!("reading the sentinel of backup '{}'", summary.name))?;
@@ -149,7 +150,7 @@ async fn inventory(ctx: &Context) -> anyhow::Result<Inventory> {
             .or(metadata.as_ref().map(|m| m.finish_lsn))
             .unwrap_or(start_lsn);
         backups.push(BackupInfo {
-            name: summary.name.clone(),
+            name: summary.name.to_string(),
             sentinel_modified: summary.modified,
             start_time: metadata.as_ref().map(|m| m.start_time.timestamp()),
             start_lsn,
@@ -174,13 +175,10 @@ async fn inventory(ctx: &Context) -> anyhow::Result<Inventory> {
 fn refuse_if_backup_running(inventory: &Inventory, now: jiff::Timestamp) -> anyhow::Result<()> {
     let complete: HashSet<&str> = inventory.backups.iter().map(|b| b.name.as_str()).collect();
     for object in &inventory.objects {
-        let Some(rest) = object.key.strip_prefix("basebackups_005/") else {
+        let ObjectKind::InProgressMarker { folder: name } = classify(&object.key) else {
             continue;
         };
-        let Some((name, file)) = rest.split_once('/') else {
-            continue;
-        };
-        if !keys::is_in_progress_marker(file) || complete.contains(name) {
+        if complete.contains(name) {
             continue;
         }
         let age = now.duration_since(object.modified).unsigned_abs();
@@ -200,7 +198,7 @@ async fn execute(ctx: &Context, plan: &Plan) -> anyhow::Result<usize> {
     let (sentinels, rest): (Vec<&String>, Vec<&String>) = plan
         .delete_objects
         .iter()
-        .partition(|k| k.ends_with(keys::SENTINEL_SUFFIX));
+        .partition(|k| matches!(classify(k), ObjectKind::Sentinel { .. }));
     let mut deleted = 0;
     for group in [sentinels, rest] {
         for batch in group.chunks(BATCH) {

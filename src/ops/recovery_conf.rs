@@ -46,13 +46,10 @@ impl RecoveryTarget {
                 );
             }
         }
-        if let Some(lsn) = &self.lsn {
-            let valid = lsn.split_once('/').is_some_and(|(hi, lo)| {
-                u32::from_str_radix(hi, 16).is_ok() && u32::from_str_radix(lo, 16).is_ok()
-            });
-            if !valid {
-                bail!("--target-lsn '{lsn}' is not an LSN such as 0/3000060");
-            }
+        if let Some(lsn) = &self.lsn
+            && crate::pg::Lsn::parse(lsn).is_none()
+        {
+            bail!("--target-lsn '{lsn}' is not an LSN such as 0/3000060");
         }
         if let Some(time) = &self.time
             && time.trim().is_empty()
@@ -196,11 +193,19 @@ mod tests {
             ..RecoveryTarget::default()
         };
         assert!(two.validate().is_err());
-        let bad_lsn = RecoveryTarget {
-            lsn: Some("12345".into()),
+        // PostgreSQL's own reading: 1 to 8 hex digits on each side, nothing else.
+        for bad in ["12345", "+1/0", "0/+1", "000000001/0", "0/1 ", "0/"] {
+            let bad_lsn = RecoveryTarget {
+                lsn: Some(bad.into()),
+                ..RecoveryTarget::default()
+            };
+            assert!(bad_lsn.validate().is_err(), "{bad}");
+        }
+        let good_lsn = RecoveryTarget {
+            lsn: Some("16/b374d848".into()),
             ..RecoveryTarget::default()
         };
-        assert!(bad_lsn.validate().is_err());
+        assert!(good_lsn.validate().is_ok());
         let action_alone = RecoveryTarget {
             action: Some("promote".into()),
             ..RecoveryTarget::default()

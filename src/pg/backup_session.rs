@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::conn::{ArchiverStats, PgConn, column};
-use super::lsn::lsn_from_text;
+use super::lsn::Lsn;
 use super::version;
 use super::wal::Segment;
 use super::{PgError, show_duration};
@@ -315,7 +315,7 @@ impl BackupInProgress {
                 what: WHAT,
                 message: format!(
                     "the stop lsn {lsn_text} is before the start lsn {}",
-                    super::lsn_to_text(self.start.lsn)
+                    Lsn(self.start.lsn)
                 ),
             });
         }
@@ -355,10 +355,12 @@ pub fn stop_segment_name(timeline: u32, stop_lsn: u64, segment_size: u64) -> Opt
 }
 
 fn parse_lsn(text: &str, what: &'static str) -> Result<u64, PgError> {
-    lsn_from_text(text).ok_or_else(|| PgError::Query {
-        what,
-        message: format!("the server returned '{text}', not an lsn"),
-    })
+    Lsn::parse(text)
+        .map(Lsn::get)
+        .ok_or_else(|| PgError::Query {
+            what,
+            message: format!("the server returned '{text}', not an lsn"),
+        })
 }
 
 /// True for 24 upper-case hex digits.

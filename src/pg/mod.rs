@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use backup_session::{BackupInProgress, BackupStart, BackupStop};
 pub use conn::{ArchiverSettings, ArchiverStats, ConnectSettings, Deadlines, PgConn};
-pub use lsn::{lsn_from_text, lsn_to_text};
+pub use lsn::Lsn;
 
 /// What went wrong talking to PostgreSQL. Each message is one line, lower case, and never shows
 /// a password.

@@ -15,10 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{BackupInfo, Inventory};
-use crate::layout::backup::{
-    NO_WAL_FILE_NAME, SENTINEL_SUFFIX, backup_name_of_sentinel, wal_file_name,
-};
-use crate::layout::{BASEBACKUPS_FOLDER, WAL_FOLDER};
+use crate::layout::backup::{NO_WAL_FILE_NAME, wal_file_name};
+use crate::layout::{ObjectKind, classify};
 use crate::pg::wal::Segment;
 
 /// WAL-G writes one WAL-delta file per this many segments.
@@ -129,13 +127,8 @@ impl<'a> Owners<'a> {
             .collect();
         let mut sentinels = BTreeSet::new();
         for object in &inventory.objects {
-            let Some(file) = top_level_file(&object.key) else {
-                continue;
-            };
-            if let Some(stem) = file.strip_suffix(SENTINEL_SUFFIX) {
+            if let ObjectKind::Sentinel { name, stem } = classify(&object.key) {
                 sentinels.insert(stem);
-            }
-            if let Some(name) = backup_name_of_sentinel(file) {
                 sentinels.insert(name);
             }
         }
@@ -143,46 +136,25 @@ impl<'a> Owners<'a> {
     }
 
     pub fn owner<'k>(&self, key: &'k str) -> Owner<'k> {
-        if let Some(file) = key
-            .strip_prefix(WAL_FOLDER)
-            .and_then(|rest| rest.strip_prefix('/'))
-        {
-            return if file.is_empty() || file.contains('/') {
-                Owner::Other
+        let kind = classify(key);
+        if let Some(file) = kind.wal_file() {
+            return Owner::Wal(file);
+        }
+        if let Some(folder) = kind.backup_folder() {
+            return if let Some(&i) = self.by_name.get(folder) {
+                Owner::Backup(i)
+            } else if self.sentinels.contains(folder) {
+                Owner::UnlistedSentinel(folder)
             } else {
-                Owner::Wal(file)
+                Owner::Leftover(folder)
             };
         }
-        let Some(rest) = key
-            .strip_prefix(BASEBACKUPS_FOLDER)
-            .and_then(|rest| rest.strip_prefix('/'))
-        else {
-            return Owner::Other;
-        };
-        match rest.split_once('/') {
-            Some(("", _)) => Owner::Other,
-            Some((folder, _)) => {
-                if let Some(&i) = self.by_name.get(folder) {
-                    Owner::Backup(i)
-                } else if self.sentinels.contains(folder) {
-                    Owner::UnlistedSentinel(folder)
-                } else {
-                    Owner::Leftover(folder)
-                }
-            }
-            None => match backup_name_of_sentinel(rest) {
-                Some(name) => match self.by_name.get(name) {
-                    Some(&i) => Owner::Backup(i),
-                    None => Owner::UnlistedSentinel(name),
-                },
-                None => Owner::Other,
+        match kind {
+            ObjectKind::Sentinel { name, .. } => match self.by_name.get(name) {
+                Some(&i) => Owner::Backup(i),
+                None => Owner::UnlistedSentinel(name),
             },
+            _ => Owner::Other,
         }
     }
-}
-
-/// The file name of a direct child of `basebackups_005/`.
-fn top_level_file(key: &str) -> Option<&str> {
-    let rest = key.strip_prefix(BASEBACKUPS_FOLDER)?.strip_prefix('/')?;
-    (!rest.contains('/')).then_some(rest)
 }

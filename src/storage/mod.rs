@@ -40,6 +40,17 @@ impl Key {
         Ok(Key(trimmed.to_string()))
     }
 
+    /// A key from text its builder made only of valid segments (not empty, `.` or `..`, no
+    /// `/` or NUL inside one): the constructor of `crate::layout`'s typed key builders, whose
+    /// parts are checked once, when their types are made. Debug builds check the text again.
+    pub(crate) fn from_valid(text: String) -> Self {
+        debug_assert!(
+            Key::new(&text).is_ok_and(|key| key.0 == text),
+            "not a valid key: {text:?}"
+        );
+        Key(text)
+    }
+
     /// The empty key: the root of the storage prefix.
     pub fn root() -> Self {
         Key(String::new())

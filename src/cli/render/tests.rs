@@ -3,14 +3,15 @@
 //! cmd/pg/exporter/testdata/backup-list.json).
 
 use super::*;
+use crate::layout::BackupName;
 use crate::layout::backup::{sentinel_key, wal_file_name};
 
 fn summary(name: &str, modified: &str) -> BackupSummary {
     BackupSummary {
-        name: name.to_string(),
+        name: BackupName::parse(name).unwrap(),
         modified: modified.parse().unwrap(),
         wal_file_name: wal_file_name(name).to_string(),
-        sentinel: sentinel_key(name).unwrap(),
+        sentinel: sentinel_key(&BackupName::parse(name).unwrap()),
     }
 }
 
@@ -385,8 +386,8 @@ fn rfc850_zone_names() {
     assert_eq!(rfc850(t, &zones, false), "Saturday, 20-Dec-25 02:00:19 UTC");
     assert_eq!(rfc850(GoTime::zero(), &zones, false), "-");
     assert_eq!(rfc3339(GoTime::zero()), "-");
-    assert_eq!(lsn(3325915299880), "306/60000028");
-    assert_eq!(lsn(0x1_0000_0000), "1/0");
+    assert_eq!(Lsn(3325915299880).to_string(), "306/60000028");
+    assert_eq!(Lsn(0x1_0000_0000).to_string(), "1/0");
 }
 
 #[test]
