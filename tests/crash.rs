@@ -14,7 +14,8 @@
 //!
 //! After every kill the same command runs again and must succeed; at the end
 //! `delete garbage --confirm` runs and no walg temp file may remain in the storage folder or a
-//! destination folder. The kill delay is uniform in `[0, typical run time]`, the typical time
+//! destination folder. The kill delay is uniform in `[0, typical run time]` (narrowed to any
+//! run that finished before its kill, as load on the machine changes), the typical time
 //! being measured on uncrashed runs first. `WALG_CRASH_SEED` and `WALG_CRASH_RUNS` are described
 //! in `common/crash.rs`.
 #![allow(
@@ -87,7 +88,8 @@ fn killed_run(
     let delay = rng.delay(tally.typical);
     let start = Instant::now();
     let ended = run_and_kill(walg_cmd(settings, args, cwd), Some(delay), HANG);
-    tally.ran(start.elapsed());
+    let took = start.elapsed();
+    tally.ran(took);
     match &ended {
         Ended::Killed => tally.kills += 1,
         Ended::Hung => {
@@ -99,7 +101,7 @@ fn killed_run(
                 "walg {args:?} failed on its own: {status}: {stderr}"
             ));
         }
-        Ended::Exited { .. } => {}
+        Ended::Exited { .. } => tally.outran(took),
     }
     ended
 }
@@ -334,7 +336,7 @@ fn wal_push_under_archiver(command: &str, settings: Vec<(String, String)>, stora
         };
         tally.ran(attempt.took);
         match attempt.rc {
-            0 => {}
+            0 => tally.outran(attempt.took),
             137 => {
                 tally.kills += 1;
                 let temps = temp_files(storage_root).len();

@@ -116,10 +116,17 @@ fn upper_hex(bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    const B: &str = "base_000000010000000000000004";
+
+    fn assert_kinds(table: &[(&str, ObjectKind<'_>)]) {
+        for (key, kind) in table {
+            assert_eq!(classify(key), *kind, "{key:?}");
+        }
+    }
+
     #[test]
-    fn keys_are_classified_by_folder_and_file_name() {
-        const B: &str = "base_000000010000000000000004";
-        let table: &[(&str, ObjectKind<'_>)] = &[
+    fn backup_keys_are_classified_by_folder_and_file_name() {
+        assert_kinds(&[
             (
                 "basebackups_005/base_000000010000000000000004_backup_stop_sentinel.json",
                 ObjectKind::Sentinel { name: B, stem: B },
@@ -177,6 +184,12 @@ mod tests {
                 "basebackups_005/../metadata.json",
                 ObjectKind::Metadata { folder: ".." },
             ),
+        ]);
+    }
+
+    #[test]
+    fn wal_keys_are_classified_by_file_name() {
+        assert_kinds(&[
             (
                 "wal_005/000000010000000000000004.lz4",
                 ObjectKind::WalSegment {
@@ -239,7 +252,12 @@ mod tests {
             ),
             ("wal_005/..", ObjectKind::WalOther { file: ".." }),
             ("wal_005/ü", ObjectKind::WalOther { file: "ü" }),
-            // Hostile and stray keys.
+        ]);
+    }
+
+    #[test]
+    fn hostile_and_stray_keys_are_unknown() {
+        assert_kinds(&[
             ("", ObjectKind::Unknown),
             ("wal_005", ObjectKind::Unknown),
             ("wal_005/", ObjectKind::Unknown),
@@ -260,10 +278,7 @@ mod tests {
                 "basebackups_005_backup_stop_sentinel.json",
                 ObjectKind::Unknown,
             ),
-        ];
-        for (key, kind) in table {
-            assert_eq!(classify(key), *kind, "{key:?}");
-        }
+        ]);
     }
 
     #[test]

@@ -176,6 +176,12 @@ impl Tally {
         self.max_run = self.max_run.max(took);
     }
 
+    /// Records that a run meant to be killed finished first, after `took`: the machine got
+    /// faster than when the typical time was measured, so the kill window narrows to it.
+    pub fn outran(&mut self, took: Duration) {
+        self.typical = self.typical.min(took);
+    }
+
     pub fn violation(&mut self, what: impl Into<String>) {
         self.violations.push(what.into());
     }
