@@ -502,7 +502,7 @@ impl Cluster {
         );
         append_pg_file(
             &data.join("postgresql.conf"),
-            "\n# Test harness settings (tests/common/pg.rs).\ninclude = 'harness.conf'\n",
+            "\n# Test harness settings (tests/it/common/pg.rs).\ninclude = 'harness.conf'\n",
         );
         Cluster::adopt(root, opts)
     }
