@@ -680,7 +680,9 @@ fn test_layout_problems(tests: &Path) -> Vec<String> {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if path.is_file() && name.ends_with(".rs") {
-            found.push(format!("tests/{name} is a test binary of its own: move it to tests/it/"));
+            found.push(format!(
+                "tests/{name} is a test binary of its own: move it to tests/it/"
+            ));
         } else if path.is_dir() && name != "it" && path.join("main.rs").is_file() {
             found.push(format!("tests/{name}/main.rs is a test binary of its own"));
         }

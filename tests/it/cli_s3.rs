@@ -2,7 +2,6 @@
 //! file (a Kubernetes Secret mounted as a file) and a profile, a wrong secret, an endpoint that
 //! is down.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::pg::{describe_output, walg};

@@ -3,7 +3,6 @@
 //! re-pushing identical content always succeeds; a refused overwrite leaves the stored object as
 //! it was.
 
-
 use std::fs;
 use std::path::{Path, PathBuf};
 

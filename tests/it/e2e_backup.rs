@@ -3,7 +3,6 @@
 //! the restored cluster holds exactly the data (pg_dumpall) and passes pg_amcheck. Local folder
 //! and S3; point-in-time recovery; a failure in the middle of a backup.
 
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};

@@ -4,7 +4,6 @@
 //! survives `retain 1` with its WAL; `delete garbage` removes an incomplete backup folder and
 //! nothing else; `delete everything FORCE --confirm` empties the prefix.
 
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

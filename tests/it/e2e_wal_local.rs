@@ -6,7 +6,6 @@
 //! Needs the PostgreSQL 15 binaries (`apt-get install -y postgresql-15`); see `common/pg.rs` for how
 //! the clusters are run.
 
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;

@@ -6,7 +6,6 @@
 //! how the clusters are run. `archive_command` is a plain `cp`, so these tests do not depend on
 //! walg's own archiving.
 
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -19,7 +18,9 @@ use walg::pg::wal::Segment;
 use walg::pg::{ConnectSettings, PgConn, PgError, lsn_to_text};
 use walg::util::secret::Secret;
 
-use crate::common::pg::{Cluster, ClusterOptions, PG_USER, hand_to_pg_user, is_segment_name, pg_tempdir};
+use crate::common::pg::{
+    Cluster, ClusterOptions, PG_USER, hand_to_pg_user, is_segment_name, pg_tempdir,
+};
 
 const MIB16: u64 = 16 * 1024 * 1024;
 

@@ -2,7 +2,6 @@
 //! shared credentials file, refusals, deadlines and retries when the server is down or silent,
 //! recovery after a restart, multipart abort, a stalled body.
 
-
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};

@@ -2,7 +2,6 @@
 //! backend: in memory, a local folder (a temp dir), and S3 (an s3s-fs server on loopback,
 //! with 5 MiB parts and delete batches of 3, so that multipart and batching are exercised).
 
-
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;

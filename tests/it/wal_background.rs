@@ -1,7 +1,6 @@
 //! wal-push's background uploads of other `.ready` files, and wal-fetch's prefetch, through the
 //! CLI against a local folder (no PostgreSQL: the WAL directory is laid out by hand).
 
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
