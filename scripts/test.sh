@@ -2,7 +2,7 @@
 # Runs every test: formatting, lints, documentation, licences and sources, unit tests, storage
 # conformance (memory, local folder, S3 on a loopback s3s-fs server), codec interop against the
 # reference tools, end-to-end tests against a real PostgreSQL 15 and the version matrix on real
-# servers 12 to 18 (tests/pg_versions.rs), the fault and crash harnesses, and a bounded run of
+# servers 12 to 18 (tests/it/pg_versions.rs), the fault and crash harnesses, and a bounded run of
 # every fuzz target. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,16 +4,15 @@
 //!
 //! Needs the PostgreSQL 15 binaries and s3s-fs (`scripts/install-deps.sh` installs both).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::pg::{
+use crate::common;
+use crate::common::pg::{
     Cluster, ClusterOptions, Pgbench, describe_output, is_segment_name, walg, walg_command,
 };
-use common::s3server::S3Server;
+use crate::common::s3server::S3Server;
 
 const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(120);
 const PREFIX: &str = "pg/main";

@@ -332,7 +332,7 @@ fn documents_cut_off_anywhere_are_refused() {
             "cut at {cut}"
         );
     }
-    let sentinel = include_bytes!("../fuzz/seeds/sentinel/spec-delta.json");
+    let sentinel = include_bytes!("../../fuzz/seeds/sentinel/spec-delta.json");
     let end = sentinel.iter().rposition(|&b| b == b'}').unwrap();
     for cut in 0..end {
         let err = Sentinel::from_json(&sentinel[..cut])

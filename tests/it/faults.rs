@@ -1,4 +1,4 @@
-//! Faults between walg and S3: a proxy (tests/common/faultproxy.rs) in front of a real s3s-fs
+//! Faults between walg and S3: a proxy (tests/it/common/faultproxy.rs) in front of a real s3s-fs
 //! server answers 503, resets connections before or in the middle of an answer, stalls, or
 //! trickles bodies, at a seeded rate or on every request. At a 10% rate every command must
 //! succeed with the right data; with every request faulty each command must fail within its
@@ -10,20 +10,20 @@
 //! Each test prints its measurements (runs, failures, slowest run) to stderr.
 #![allow(clippy::print_stderr)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::env_of;
-use common::faultproxy::{Fault, FaultProxy, Plan};
-use common::pg::{Cluster, ClusterOptions, describe_output, pg_tempdir, walg, walg_as_pg};
-use common::s3server::S3Server;
-use common::segments::fake_segment;
 use walg::storage::s3::S3Storage;
 use walg::storage::{Key, StorageExt};
+
+use crate::common;
+use crate::common::env_of;
+use crate::common::faultproxy::{Fault, FaultProxy, Plan};
+use crate::common::pg::{Cluster, ClusterOptions, describe_output, pg_tempdir, walg, walg_as_pg};
+use crate::common::s3server::S3Server;
+use crate::common::segments::fake_segment;
 
 const PREFIX: &str = "pg/faults";
 /// Per attempt; also the longest a body may stall.

@@ -6,20 +6,21 @@
 //! how the clusters are run. `archive_command` is a plain `cp`, so these tests do not depend on
 //! walg's own archiving.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::pg::{Cluster, ClusterOptions, PG_USER, hand_to_pg_user, is_segment_name, pg_tempdir};
 use tempfile::TempDir;
 use walg::pg::backup_session::stop_segment_name;
 use walg::pg::wal::Segment;
 use walg::pg::{ConnectSettings, Lsn, PgConn, PgError};
 use walg::util::secret::Secret;
+
+use crate::common::pg::{
+    Cluster, ClusterOptions, PG_USER, hand_to_pg_user, is_segment_name, pg_tempdir,
+};
 
 const MIB16: u64 = 16 * 1024 * 1024;
 

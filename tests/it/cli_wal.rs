@@ -3,14 +3,13 @@
 //! re-pushing identical content always succeeds; a refused overwrite leaves the stored object as
 //! it was.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::pg::{describe_output, walg};
-use common::segments::{SEGMENT_SIZE, fake_segment};
 use tempfile::TempDir;
+
+use crate::common::pg::{describe_output, walg};
+use crate::common::segments::{SEGMENT_SIZE, fake_segment};
 
 /// A local storage folder plus a directory holding the files to push. The push directory has no
 /// `archive_status/` subfolder, so walg uploads only the file it is given; `PGDATA` points at a

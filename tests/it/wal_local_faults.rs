@@ -3,18 +3,18 @@
 //! killed writers (a killed writer is a process that held the file's lock and was killed with
 //! SIGKILL), and a corpus of hostile WAL objects in every compression.
 
-mod common;
-
 use std::fs::{self, File, TryLockError};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::pg::{describe_output, walg};
-use common::segments::{PAGE_SIZE, fake_segment_of_size};
 use tempfile::TempDir;
 use walg::storage::fs_temp::temp_name;
+
+use crate::common;
+use crate::common::pg::{describe_output, walg};
+use crate::common::segments::{PAGE_SIZE, fake_segment_of_size};
 
 const SEG: &str = "000000010000000000000005";
 /// Segments of 1 MiB (`initdb --wal-segsize=1`) keep the corpus quick.

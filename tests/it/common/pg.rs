@@ -466,11 +466,8 @@ pub enum Pgbench {
 /// Where archive recovery stops (always followed by promotion).
 #[derive(Debug, Clone)]
 pub enum RecoveryTarget {
-    Immediate,
-    Lsn(String),
-    Time(String),
+    /// A restore point made with `pg_create_restore_point`.
     Name(String),
-    Xid(String),
 }
 
 /// A row of `pg_stat_archiver`.
@@ -517,7 +514,7 @@ impl Cluster {
         );
         append_pg_file(
             &data.join("postgresql.conf"),
-            "\n# Test harness settings (tests/common/pg.rs).\ninclude = 'harness.conf'\n",
+            "\n# Test harness settings (tests/it/common/pg.rs).\ninclude = 'harness.conf'\n",
         );
         Cluster::adopt(root, opts)
     }
@@ -634,10 +631,6 @@ impl Cluster {
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.running
     }
 
     /// The whole server log.
@@ -896,11 +889,7 @@ impl Cluster {
         );
         if let Some(target) = target {
             let (name, value) = match target {
-                RecoveryTarget::Immediate => ("recovery_target", "immediate".to_string()),
-                RecoveryTarget::Lsn(v) => ("recovery_target_lsn", v),
-                RecoveryTarget::Time(v) => ("recovery_target_time", v),
                 RecoveryTarget::Name(v) => ("recovery_target_name", v),
-                RecoveryTarget::Xid(v) => ("recovery_target_xid", v),
             };
             let _ = writeln!(conf, "{name} = {}", conf_quote(&value));
             conf.push_str("recovery_target_action = 'promote'\n");

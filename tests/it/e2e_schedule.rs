@@ -4,15 +4,14 @@
 //! PostgreSQL stopped, cycles fail, nothing is deleted, the failure counter rises, /healthz
 //! reports unhealthy, and `--once` exits non-zero.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::env_of;
-use common::pg::{
+use crate::common;
+use crate::common::env_of;
+use crate::common::pg::{
     Cluster, ClusterOptions, describe_output, pg_tempdir, walg_as_pg, walg_as_pg_command,
     walg_command,
 };

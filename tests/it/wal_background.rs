@@ -1,15 +1,14 @@
 //! wal-push's background uploads of other `.ready` files, and wal-fetch's prefetch, through the
 //! CLI against a local folder (no PostgreSQL: the WAL directory is laid out by hand).
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::pg::{describe_output, walg};
-use common::segments::fake_segment;
 use tempfile::TempDir;
+
+use crate::common::pg::{describe_output, walg};
+use crate::common::segments::fake_segment;
 
 struct WalDir {
     _root: TempDir,

@@ -2,8 +2,6 @@
 //! shared credentials file, refusals, deadlines and retries when the server is down or silent,
 //! recovery after a restart, multipart abort, a stalled body.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
@@ -14,7 +12,7 @@ use walg::storage::s3::{S3Credentials, S3Settings, S3Storage};
 use walg::storage::{Key, Storage, StorageError, StorageExt, read_error};
 use walg::util::secret::Secret;
 
-use common::s3server::{ACCESS_KEY, S3Server, SECRET_KEY};
+use crate::common::s3server::{ACCESS_KEY, S3Server, SECRET_KEY};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_RETRIES: u32 = 2;

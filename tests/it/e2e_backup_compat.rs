@@ -17,8 +17,6 @@
 //! `python3` and GNU `tar` (`apt-get install -y lz4 zstd python3 tar`). A missing tool fails the
 //! test, naming the install command.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -26,7 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::pg::{
+use crate::common;
+use crate::common::pg::{
     Cluster, ClusterOptions, describe_output, hand_to_pg_user, pg_tempdir, walg_as_pg, walg_command,
 };
 

@@ -2,12 +2,10 @@
 //! file (a Kubernetes Secret mounted as a file) and a profile, a wrong secret, an endpoint that
 //! is down.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::pg::{describe_output, walg};
-use common::s3server::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};
+use crate::common::pg::{describe_output, walg};
+use crate::common::s3server::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};
 
 fn history_file(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("00000002.history");

@@ -86,14 +86,6 @@ impl S3Server {
         BUCKET
     }
 
-    pub fn access_key(&self) -> &str {
-        ACCESS_KEY
-    }
-
-    pub fn secret_key(&self) -> &str {
-        SECRET_KEY
-    }
-
     /// The server's root folder (bucket folders and its internal upload files live here).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")

@@ -6,14 +6,12 @@
 //! Needs the PostgreSQL 15 binaries (`apt-get install -y postgresql-15`); see `common/pg.rs` for how
 //! the clusters are run.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use common::pg::{
+use crate::common::pg::{
     Cluster, ClusterOptions, Pgbench, RecoveryTarget, describe_output, is_segment_name, pg_tempdir,
     walg, walg_command,
 };

@@ -1,10 +1,8 @@
-//! Helpers shared by the integration tests (`mod common;` in each test crate).
-//!
-//! Each test crate uses a different subset, so unused helpers are not warnings here.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests (`crate::common` in each test module).
 // Test fixtures read the environment (tool locations, knobs) like the command line does.
 #![allow(clippy::disallowed_methods)]
 
+pub mod crash;
 pub mod faultproxy;
 pub mod pg;
 pub mod pgversions;

@@ -1115,3 +1115,99 @@ fn layout_tests_and_prose_may_spell_storage_folders() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].file, "src/ops/x/tests.rs");
 }
+
+/// The integration tests are one binary, `tests/it/main.rs`: a `.rs` file directly under
+/// `tests/` (or another folder there with a `main.rs`) would be a test binary of its own, and a
+/// file in `tests/it/` that no `mod` line names would never be compiled or run. Returns one line
+/// per such file.
+fn test_layout_problems(tests: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(tests).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_file() && name.ends_with(".rs") {
+            found.push(format!(
+                "tests/{name} is a test binary of its own: move it to tests/it/"
+            ));
+        } else if path.is_dir() && name != "it" && path.join("main.rs").is_file() {
+            found.push(format!("tests/{name}/main.rs is a test binary of its own"));
+        }
+    }
+    let root = tests.join("it");
+    if root.join("main.rs").is_file() {
+        undeclared_modules(&root, "main.rs", &mut found);
+    } else {
+        found.push("tests/it/main.rs is missing".to_string());
+    }
+    found
+}
+
+/// Files and folders next to `dir/module_file` that it does not declare with `mod name;`,
+/// recursively through folders with a `mod.rs`.
+fn undeclared_modules(dir: &Path, module_file: &str, found: &mut Vec<String>) {
+    let text = std::fs::read_to_string(dir.join(module_file)).unwrap();
+    let declared: Vec<String> = syn::parse_file(&text)
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            syn::Item::Mod(m) if m.content.is_none() => Some(m.ident.to_string()),
+            _ => None,
+        })
+        .collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let module = if path.is_dir() && path.join("mod.rs").is_file() {
+            undeclared_modules(&path, "mod.rs", found);
+            name.clone()
+        } else if let Some(stem) = name.strip_suffix(".rs").filter(|_| path.is_file()) {
+            if name == module_file {
+                continue;
+            }
+            stem.to_string()
+        } else {
+            continue;
+        };
+        if !declared.contains(&module) {
+            found.push(format!(
+                "{} is not declared in {} (`mod {module};`): it is never compiled",
+                path.display(),
+                dir.join(module_file).display()
+            ));
+        }
+    }
+}
+
+#[test]
+fn every_integration_test_file_is_a_module_of_the_one_test_binary() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let found = test_layout_problems(&tests);
+    assert!(found.is_empty(), "test layout:\n{}", found.join("\n"));
+}
+
+#[test]
+fn a_stray_test_binary_or_an_undeclared_test_file_fails_the_layout_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let tests = dir.path();
+    std::fs::create_dir_all(tests.join("it/common")).unwrap();
+    std::fs::write(tests.join("it/main.rs"), "mod common;\nmod declared;\n").unwrap();
+    std::fs::write(tests.join("it/declared.rs"), "").unwrap();
+    std::fs::write(tests.join("it/common/mod.rs"), "pub mod pg;\n").unwrap();
+    std::fs::write(tests.join("it/common/pg.rs"), "").unwrap();
+    std::fs::create_dir(tests.join("fixtures")).unwrap();
+    assert_eq!(test_layout_problems(tests), Vec::<String>::new());
+
+    std::fs::write(tests.join("stray.rs"), "").unwrap();
+    std::fs::write(tests.join("it/forgotten.rs"), "").unwrap();
+    std::fs::write(tests.join("it/common/s3.rs"), "").unwrap();
+    let found = test_layout_problems(tests).join("\n");
+    assert!(found.contains("tests/stray.rs is a test binary"), "{found}");
+    assert!(found.contains("forgotten.rs is not declared"), "{found}");
+    assert!(found.contains("s3.rs is not declared"), "{found}");
+    assert!(!found.contains("declared.rs is not"), "{found}");
+}

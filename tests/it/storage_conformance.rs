@@ -2,8 +2,6 @@
 //! backend: in memory, a local folder (a temp dir), and S3 (an s3s-fs server on loopback,
 //! with 5 MiB parts and delete batches of 3, so that multipart and batching are exercised).
 
-mod common;
-
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,7 +14,7 @@ use walg::storage::memory::MemoryStorage;
 use walg::storage::s3::S3Storage;
 use walg::storage::{BoxReader, Key, Storage, StorageError, StorageExt};
 
-use common::s3server::S3Server;
+use crate::common::s3server::S3Server;
 
 const MIB: usize = 1024 * 1024;
 

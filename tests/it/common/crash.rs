@@ -1,8 +1,6 @@
-//! For `tests/crash.rs` only (included there by path, not from `common/mod.rs`).
-//!
-//! A kill -9 harness: a seeded random source, running a command and killing it (its whole
-//! process group) with SIGKILL after a delay, tallies per command, and the checks made after a
-//! kill (temp files left behind, complete backups behind every sentinel).
+//! The kill -9 harness of the `crash` tests: a seeded random source, running a command and
+//! killing it (its whole process group) with SIGKILL after a delay, tallies per command, and the
+//! checks made after a kill (temp files left behind, complete backups behind every sentinel).
 //!
 //! Settings (environment of the test process):
 //! * `WALG_CRASH_SEED`: the seed (decimal u64). Unset: one is drawn from the clock. Every
@@ -11,6 +9,10 @@
 
 // The harness reads its knobs from the environment, as the test fixtures do.
 #![allow(clippy::disallowed_methods)]
+#![allow(
+    clippy::print_stderr,
+    reason = "each command's tally (runs, kills, violations, hangs, times) is the harness's report"
+)]
 
 use std::collections::BTreeMap;
 use std::fmt;

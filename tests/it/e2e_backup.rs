@@ -3,19 +3,17 @@
 //! the restored cluster holds exactly the data (pg_dumpall) and passes pg_amcheck. Local folder
 //! and S3; point-in-time recovery; a failure in the middle of a backup.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::env_of;
-use common::pg::{
+use crate::common::env_of;
+use crate::common::pg::{
     Cluster, ClusterOptions, Pgbench, describe_output, pg_tempdir, walg_as_pg, walg_as_pg_command,
     walg_command,
 };
-use common::s3server::S3Server;
+use crate::common::s3server::S3Server;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 

@@ -4,17 +4,15 @@
 //! survives `retain 1` with its WAL; `delete garbage` removes an incomplete backup folder and
 //! nothing else; `delete everything FORCE --confirm` empties the prefix.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::env_of;
-use common::pg::{
+use crate::common::env_of;
+use crate::common::pg::{
     Cluster, ClusterOptions, describe_output, hand_to_pg_user, pg_tempdir, walg_as_pg, walg_command,
 };
-use common::s3server::S3Server;
+use crate::common::s3server::S3Server;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 const S3_PREFIX: &str = "pg/retention";

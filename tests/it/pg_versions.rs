@@ -8,18 +8,16 @@
 //! through the timeline switch to the end of the archive. A PostgreSQL 12 server gets one clear
 //! line from every command that connects.
 //!
-//! Servers other than 15 come from `scripts/install-deps.sh` (see `tests/common/pgversions.rs`);
+//! Servers other than 15 come from `scripts/install-deps.sh` (see `tests/it/common/pgversions.rs`);
 //! `WALG_TEST_PG_VERSIONS="13 18"` limits a run to some majors.
-
-mod common;
 
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::env_of;
-use common::pg::{Cluster, Pgbench, describe_output, pg_tempdir, walg_as_pg, walg_command};
-use common::pgversions;
+use crate::common::env_of;
+use crate::common::pg::{Cluster, Pgbench, describe_output, pg_tempdir, walg_as_pg, walg_command};
+use crate::common::pgversions;
 use tempfile::TempDir;
 
 const TIMEOUT: Duration = Duration::from_secs(180);

@@ -23,23 +23,22 @@
     reason = "each command's tally (runs, kills, violations, hangs, times) is the harness's report"
 )]
 
-mod common;
-#[path = "common/crash.rs"]
-mod harness;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::env_of;
-use common::pg::{Cluster, ClusterOptions, hand_to_pg_user, pg_tempdir, walg_bin, walg_command};
-use common::s3server::S3Server;
-use common::segments::fake_segment;
-use harness::{
+use crate::common;
+use crate::common::crash::{
     Ended, Rng, Tally, copy_tree, files_under, incomplete_backups, run_and_kill, runs, seed,
     temp_files, tree_sizes,
 };
+use crate::common::env_of;
+use crate::common::pg::{
+    Cluster, ClusterOptions, hand_to_pg_user, pg_tempdir, walg_bin, walg_command,
+};
+use crate::common::s3server::S3Server;
+use crate::common::segments::fake_segment;
 
 /// A run still going after this long is a hang.
 const HANG: Duration = Duration::from_secs(120);
