@@ -148,8 +148,17 @@ pub fn write_atomic(path: &Path, body: &mut dyn Read) -> Result<u64, StorageErro
             .ok_or_else(|| StorageError::InvalidKey {
                 key: path.display().to_string(),
             })?;
-    create_dir_durable(dir)?;
-    let (tmp, file) = super::fs_temp::create_temp(dir, name).map_err(io_err("creating", dir))?;
+    let mut attempts = 0;
+    let (tmp, file) = loop {
+        create_dir_durable(dir)?;
+        match super::fs_temp::create_temp(dir, name) {
+            Ok(created) => break created,
+            // A cleaner took our new temp file for a dead one before we locked it, and removed
+            // the folder it left empty: make the folder again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
+            Err(e) => return Err(io_err("creating", dir)(e)),
+        }
+    };
     let result = write_then_rename(file, &tmp, path, body);
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -465,6 +474,44 @@ fn remove_empty_parents(path: &Path, root: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_survive_a_cleaner_that_removes_their_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path().to_path_buf();
+        let dir = root.join("wal_005");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cleaner = {
+            let (root, dir, stop) = (root.clone(), dir.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Ok(entries) = std::fs::read_dir(&dir) else {
+                        continue;
+                    };
+                    for entry in entries.flatten() {
+                        let path = entry.path();
+                        let name = entry.file_name().to_string_lossy().into_owned();
+                        if !is_temp_name(&name) {
+                            continue;
+                        }
+                        let now = std::time::SystemTime::now();
+                        let writer = fs_temp::Writer::of_temp_name(&name);
+                        if let Ok(Some(_)) = fs_temp::check_stale(&path, writer, now, true) {
+                            remove_empty_parents(&path, &root);
+                        }
+                    }
+                }
+            })
+        };
+        for i in 0..1000 {
+            let path = dir.join(format!("segment_{i}"));
+            write_atomic(&path, &mut &b"wal"[..]).unwrap();
+            // An empty folder again, for the cleaner to remove.
+            std::fs::remove_file(&path).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        cleaner.join().unwrap();
+    }
 
     #[test]
     fn folders_are_created_level_by_level() {
