@@ -8,7 +8,14 @@ mod common;
 use std::process::Output;
 
 use common::env_of;
-use common::pg::{Cluster, ClusterOptions, describe_output, pg_tempdir, walg_as_pg, walg_command};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::pg::{
+    Cluster, ClusterOptions, PG_USER, describe_output, is_root, pg_tempdir, run_with_timeout,
+    walg_as_pg, walg_bin, walg_command,
+};
 use common::tlscerts::{Pki, Usage};
 use tempfile::TempDir;
 
@@ -58,6 +65,37 @@ impl Setup {
 
     /// Runs walg as the PostgreSQL user over TCP to `host`, with `extra` settings.
     fn walg(&self, host: &str, extra: &[(&str, String)], args: &[&str]) -> Output {
+        walg_as_pg(args, &env_of(&self.env(host, extra)), self.pg.root_dir())
+    }
+
+    /// Like [`Setup::walg`] with `HOME` set (`runuser` would reset it to the user's).
+    fn walg_with_home(
+        &self,
+        home: &Path,
+        host: &str,
+        extra: &[(&str, String)],
+        args: &[&str],
+    ) -> Output {
+        let home = format!("HOME={}", home.display());
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", PG_USER, "--", "env", &home]).arg(walg_bin());
+            c
+        } else {
+            let mut c = Command::new("env");
+            c.arg(&home).arg(walg_bin());
+            c
+        };
+        cmd.env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("LC_ALL", "C")
+            .current_dir(self.pg.root_dir())
+            .args(args)
+            .envs(self.env(host, extra));
+        run_with_timeout(cmd, Duration::from_secs(300))
+    }
+
+    fn env(&self, host: &str, extra: &[(&str, String)]) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = vec![
             ("PGHOST".to_string(), host.to_string()),
             ("PGPORT".to_string(), self.pg.port().to_string()),
@@ -72,7 +110,7 @@ impl Setup {
             env.retain(|(n, _)| n != name);
             env.push((name.to_string(), value.clone()));
         }
-        walg_as_pg(args, &env_of(&env), self.pg.root_dir())
+        env
     }
 
     fn backup_push(&self, host: &str, extra: &[(&str, String)]) -> Output {
@@ -256,15 +294,14 @@ fn a_client_certificate_authenticates_the_session() {
     s.pki.copy("ca.crt", &dot.join("root.crt"), 0o644);
     s.pki.copy("client.crt", &dot.join("postgresql.crt"), 0o644);
     s.pki.copy("client.key", &dot.join("postgresql.key"), 0o600);
-    let defaults = [
-        user.clone(),
-        mode("verify-full"),
-        ("HOME", home.display().to_string()),
-    ];
-    assert_ok(
-        &s.backup_push("localhost", &defaults),
-        "the files in ~/.postgresql",
+    let data = s.pg.data_dir().to_str().expect("utf-8").to_string();
+    let out = s.walg_with_home(
+        &home,
+        "localhost",
+        &[user.clone(), mode("verify-full")],
+        &["backup-push", &data],
     );
+    assert_ok(&out, "the files in ~/.postgresql");
 
     // step: an encrypted key is refused with a clear error before anything is sent.
     s.pki.encrypted_key("client", "client-enc", "secret-pass");

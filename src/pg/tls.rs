@@ -261,6 +261,14 @@ fn is_encrypted(pem: &[u8]) -> bool {
         || text.contains("Proc-Type: 4,ENCRYPTED")
 }
 
+/// `db.example` of rustls's `DnsName("db.example")`, `10.0.0.1` of `IpAddress(10.0.0.1)`.
+fn presented_name(shown: &str) -> &str {
+    shown
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .map_or(shown, |inner| inner.trim_matches('"'))
+}
+
 /// Checks the server's certificate as `mode` asks, with messages that name the mode and the
 /// failing check.
 #[derive(Debug)]
@@ -284,7 +292,7 @@ impl Verifier {
             }) => {
                 let names = presented
                     .iter()
-                    .map(|n| n.trim_matches('"'))
+                    .map(|n| presented_name(n))
                     .collect::<Vec<_>>()
                     .join("', '");
                 format!("the server certificate is for '{names}', not '{host}'")
@@ -526,6 +534,13 @@ mod tests {
             .to_string();
         assert!(err.contains("ca.pem does not exist"), "{err}");
         assert!(client_config(SslMode::Require, &missing).is_ok());
+    }
+
+    #[test]
+    fn presented_names_are_shown_plain() {
+        assert_eq!(presented_name("DnsName(\"db.example\")"), "db.example");
+        assert_eq!(presented_name("IpAddress(10.0.0.1)"), "10.0.0.1");
+        assert_eq!(presented_name("plain"), "plain");
     }
 
     #[test]
