@@ -318,3 +318,38 @@ fn a_client_certificate_authenticates_the_session() {
 
     assert_eq!(s.backups(), 2);
 }
+
+#[test]
+fn a_server_without_tls_is_refused_under_require_and_used_under_prefer() {
+    let storage = pg_tempdir("walgtlsstore");
+    let prefix = storage.path().to_str().expect("utf-8").to_string();
+    let archive = walg_command(&[("WALG_FILE_PREFIX", &prefix)], "wal-push %p");
+    let mut pg = Cluster::init(ClusterOptions::archiving(archive));
+    pg.start();
+    let data = pg.data_dir().to_str().expect("utf-8").to_string();
+    let push = |m: &str| {
+        let env = [
+            ("PGHOST", "127.0.0.1".to_string()),
+            ("PGPORT", pg.port().to_string()),
+            ("PGUSER", "postgres".to_string()),
+            ("PGDATABASE", "postgres".to_string()),
+            ("WALG_FILE_PREFIX", prefix.clone()),
+            mode(m),
+        ];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        walg_as_pg(&["backup-push", &data], &env, pg.root_dir())
+    };
+    for m in ["require", "verify-ca", "verify-full"] {
+        let out = push(m);
+        let expected = if m == "require" {
+            "the server does not support TLS (sslmode=require)".to_string()
+        } else {
+            // Without root certificates the verifying modes stop before connecting.
+            format!("sslmode={m}: no root certificate")
+        };
+        assert_fails_with(&out, m, &expected);
+    }
+    for m in ["disable", "allow", "prefer"] {
+        assert_ok(&push(m), m);
+    }
+}

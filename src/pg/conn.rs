@@ -692,8 +692,7 @@ fn tls_message(e: &tokio_postgres::Error, mode: SslMode) -> Option<String> {
         }
         source = cause.source();
     }
-    let text = e.to_string();
-    if text.contains("server does not support TLS") {
+    if describe(e).contains("server does not support TLS") {
         return Some(format!("the server does not support TLS (sslmode={mode})"));
     }
     None
