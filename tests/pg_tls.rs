@@ -353,3 +353,22 @@ fn a_server_without_tls_is_refused_under_require_and_used_under_prefer() {
         assert_ok(&push(m), m);
     }
 }
+
+#[test]
+fn prefer_falls_back_to_a_plain_session_when_the_server_refuses_tls_ones() {
+    let s = Setup::new(&["DNS:localhost", "IP:127.0.0.1"]);
+    let hba = s.pg.data_dir().join("pg_hba.conf");
+    std::fs::write(
+        &hba,
+        "local all all trust\nhostnossl all all 127.0.0.1/32 trust\n",
+    )
+    .expect("write pg_hba.conf");
+    s.pg.psql("select pg_reload_conf()");
+
+    let out = s.backup_push("127.0.0.1", &[mode("require")]);
+    assert_fails_with(&out, "require against hostnossl", "SSL encryption");
+    for m in ["prefer", "allow", "disable"] {
+        assert_ok(&s.backup_push("127.0.0.1", &[mode(m)]), m);
+    }
+    assert_eq!(s.backups(), 3);
+}

@@ -547,8 +547,11 @@ struct Failure {
     message: String,
     /// Nothing listens there (no socket file, connection refused).
     nobody_there: bool,
-    /// The server answered and refused the session (`sslmode=allow` then tries TLS).
+    /// The server answered and refused the session (`sslmode=allow` then tries TLS,
+    /// `prefer` tries without).
     refused: bool,
+    /// TLS could not be set up (`sslmode=prefer` then tries without).
+    tls: bool,
 }
 
 /// Opens a session with `target`: over TLS as `plan.sslmode` says for TCP hosts (with
@@ -604,10 +607,18 @@ async fn connect_one(
         },
         SslMode::Prefer => {
             config.ssl_mode(Wire::Prefer);
-            attempt
-                .run(&config, connector.clone())
-                .await
-                .map(|c| (c, Some(connector.clone())))
+            match attempt.run(&config, connector.clone()).await {
+                Ok(client) => Ok((client, Some(connector.clone()))),
+                Err(failure) if failure.refused || failure.tls => {
+                    tracing::debug!(
+                        "no session with tls ({}): trying without tls",
+                        failure.message
+                    );
+                    config.ssl_mode(Wire::Disable);
+                    attempt.run(&config, NoTls).await.map(|c| (c, None))
+                }
+                Err(failure) => Err(failure),
+            }
         }
         SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
             config.ssl_mode(Wire::Require);
@@ -639,6 +650,7 @@ impl Attempt<'_> {
                 message: format!("no answer within {}", show_duration(&self.timeout)),
                 nobody_there: false,
                 refused: false,
+                tls: false,
             }),
             Ok(Err(e)) => {
                 let nobody_there = io_kind(&e).is_some_and(|kind| {
@@ -648,18 +660,19 @@ impl Attempt<'_> {
                     )
                 });
                 let message = describe(&e);
+                let tls = tls_message(&e, self.mode);
+                let is_tls = tls.is_some();
                 let message = if message.contains("password missing") {
                     "the server asks for a password and none is set (PGPASSWORD or a password file)"
                         .to_string()
-                } else if let Some(tls) = tls_message(&e, self.mode) {
-                    tls
                 } else {
-                    message
+                    tls.unwrap_or(message)
                 };
                 Err(Failure {
                     message: redact(message, self.password),
                     nobody_there,
                     refused: e.as_db_error().is_some(),
+                    tls: is_tls,
                 })
             }
             Ok(Ok((client, connection))) => {

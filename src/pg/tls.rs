@@ -1,7 +1,8 @@
 //! TLS to PostgreSQL with libpq's `sslmode` semantics, over rustls.
 //!
 //! - `disable`: no TLS; `allow`: without TLS, then with it if the server refuses; `prefer` (the
-//!   default): with TLS when the server offers it, else without; `require`: TLS.
+//!   default): with TLS when the server offers it, and without it when the server has no TLS,
+//!   the TLS session fails or the server refuses it; `require`: TLS.
 //! - The server's certificate is checked against the root certificates under `verify-ca` (the
 //!   chain) and `verify-full` (the chain and the host name); under the weaker modes the chain is
 //!   checked too when a root certificate file exists, as libpq does.
