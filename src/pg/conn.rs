@@ -12,9 +12,8 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::FromSql;
 use tokio_postgres::{Client, NoTls, Row, Socket};
 
-use super::tls::{self, MakeRustls, SslMode, TlsFiles};
-
 use super::pgpass::{self, PassfileKey};
+use super::tls::{self, MakeRustls, SslMode, TlsFiles};
 use super::version::{self, ServerVersion};
 use super::{PgError, show_duration};
 use crate::util::secret::Secret;
