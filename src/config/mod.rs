@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::compression::{CompressionSettings, Method, ZstdLevel};
 use crate::pg::ConnectSettings;
+use crate::pg::tls::TlsFiles;
 use crate::storage::StorageSettings;
 use crate::storage::fs::FsSettings;
 use crate::storage::s3::{S3Credentials, S3Settings};
@@ -272,6 +273,14 @@ fn pg_settings(r: &Resolver<'_>, raw: &RawConfig) -> Result<PgSettings, ConfigEr
             }),
             database: r.string("PGDATABASE")?,
             sslmode: r.string("PGSSLMODE")?,
+            tls: TlsFiles {
+                root_cert: r.path("PGSSLROOTCERT")?,
+                cert: r.path("PGSSLCERT")?,
+                key: r.path("PGSSLKEY")?,
+                default_dir: raw
+                    .env_var("HOME")
+                    .map(|home| PathBuf::from(home).join(".postgresql")),
+            },
             application_name: r
                 .string("PGAPPNAME")?
                 .unwrap_or_else(|| "wal-g".to_string()),

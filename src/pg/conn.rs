@@ -2,18 +2,18 @@
 //! `/var/run/postgresql` then `/tmp`, port 5432, the OS user, the password file) and reading the
 //! server's facts. Connecting and every query have a deadline: nothing here waits forever.
 //!
-//! TLS is not supported yet: `sslmode` `disable`, `allow` and `prefer` connect without it, and
-//! `require`, `verify-ca` and `verify-full` are refused for TCP hosts (unix sockets never use TLS).
+//! TCP connections use TLS as libpq's `sslmode` says (see [`super::tls`]); unix sockets never do.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::FromSql;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, NoTls, Row, Socket};
 
 use super::pgpass::{self, PassfileKey};
+use super::tls::{self, MakeRustls, SslMode, TlsFiles};
 use super::version::{self, ServerVersion};
 use super::{PgError, show_duration};
 use crate::util::secret::Secret;
@@ -56,8 +56,10 @@ pub struct ConnectSettings {
     pub application_name: String,
     /// Deadline for connecting to one host (`PGCONNECT_TIMEOUT`); `None` or zero: 10 s.
     pub connect_timeout: Option<Duration>,
-    /// `PGSSLMODE`.
+    /// `PGSSLMODE`; default `prefer`.
     pub sslmode: Option<String>,
+    /// `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY` and their defaults in `~/.postgresql`.
+    pub tls: TlsFiles,
 }
 
 /// One place to connect to.
@@ -99,6 +101,7 @@ struct Plan {
     user: String,
     database: String,
     timeout: Duration,
+    sslmode: SslMode,
 }
 
 impl ConnectSettings {
@@ -122,28 +125,7 @@ impl ConnectSettings {
                 }
             }
         }
-        let tls_required = match self
-            .sslmode
-            .as_deref()
-            .map(|m| m.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("" | "disable" | "allow" | "prefer") => false,
-            Some("require" | "verify-ca" | "verify-full") => true,
-            Some(other) => {
-                return Err(PgError::Settings(format!(
-                    "sslmode '{other}' is not one of disable, allow, prefer, require, verify-ca, verify-full"
-                )));
-            }
-        };
-        if tls_required && targets.iter().any(|t| matches!(t, Target::Tcp(_))) {
-            return Err(PgError::Settings(
-                "PGSSLMODE asks for tls, which walg does not support yet: connect through a unix \
-                 socket (PGHOST=/var/run/postgresql) or over a trusted network with \
-                 PGSSLMODE=disable"
-                    .to_string(),
-            ));
-        }
+        let sslmode = SslMode::parse(self.sslmode.as_deref(), self.tls.root_cert.as_deref())?;
         let user = self
             .user
             .as_deref()
@@ -170,6 +152,7 @@ impl ConnectSettings {
             user,
             database,
             timeout,
+            sslmode,
         })
     }
 
@@ -287,6 +270,8 @@ pub struct PgConn {
     version: ServerVersion,
     target: String,
     deadlines: Deadlines,
+    /// The TLS connector of the session, for cancel requests; `None`: a plain session.
+    tls: Option<MakeRustls>,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -303,15 +288,26 @@ impl PgConn {
     /// that the server's version is supported.
     pub async fn connect(settings: &ConnectSettings) -> Result<PgConn, PgError> {
         let plan = settings.plan()?;
+        let connector = if plan.sslmode != SslMode::Disable
+            && plan.targets.iter().any(|t| matches!(t, Target::Tcp(_)))
+        {
+            Some(MakeRustls::new(tls::client_config(
+                plan.sslmode,
+                &settings.tls,
+            )?))
+        } else {
+            None
+        };
         let mut failures: Vec<(String, Failure)> = Vec::new();
         for target in &plan.targets {
             let shown = target.describe(plan.port);
-            match connect_one(settings, &plan, target).await {
-                Ok(client) => {
+            match connect_one(settings, &plan, target, connector.as_ref()).await {
+                Ok((client, tls)) => {
                     const WHAT: &str = "read server_version_num";
                     let deadlines = Deadlines::default();
                     let row = within(
                         &client,
+                        tls.as_ref(),
                         WHAT,
                         deadlines.query,
                         client.query_one(version::SERVER_VERSION_NUM_SQL, &[]),
@@ -328,6 +324,7 @@ impl PgConn {
                         version,
                         target: shown,
                         deadlines,
+                        tls,
                     });
                 }
                 Err(failure) => failures.push((shown, failure)),
@@ -492,13 +489,15 @@ impl PgConn {
         deadline: Duration,
         work: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, PgError> {
-        within(&self.client, what, deadline, work).await
+        within(&self.client, self.tls.as_ref(), what, deadline, work).await
     }
 }
 
-/// Awaits `work` until `deadline`; past it, asks the server to cancel the query of `client`.
+/// Awaits `work` until `deadline`; past it, asks the server to cancel the query of `client`
+/// (over TLS when the session uses `tls`).
 async fn within<T>(
     client: &Client,
+    tls: Option<&MakeRustls>,
     what: &'static str,
     deadline: Duration,
     work: impl Future<Output = Result<T, tokio_postgres::Error>>,
@@ -511,7 +510,13 @@ async fn within<T>(
         }),
         Err(_) => {
             let cancel = client.cancel_token();
-            match tokio::time::timeout(CANCEL_TIMEOUT, cancel.cancel_query(NoTls)).await {
+            let sent = match tls {
+                Some(tls) => {
+                    tokio::time::timeout(CANCEL_TIMEOUT, cancel.cancel_query(tls.clone())).await
+                }
+                None => tokio::time::timeout(CANCEL_TIMEOUT, cancel.cancel_query(NoTls)).await,
+            };
+            match sent {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::debug!("cancelling the query failed: {}", describe(&e)),
                 Err(_) => tracing::debug!("cancelling the query timed out"),
@@ -541,13 +546,23 @@ struct Failure {
     message: String,
     /// Nothing listens there (no socket file, connection refused).
     nobody_there: bool,
+    /// The server answered and refused the session (`sslmode=allow` then tries TLS,
+    /// `prefer` tries without).
+    refused: bool,
+    /// TLS could not be set up (`sslmode=prefer` then tries without).
+    tls: bool,
 }
 
+/// Opens a session with `target`: over TLS as `plan.sslmode` says for TCP hosts (with
+/// `connector`, present unless the mode is `disable`), without it for unix sockets. Returns the
+/// connector when the session uses TLS.
 async fn connect_one(
     settings: &ConnectSettings,
     plan: &Plan,
     target: &Target,
-) -> Result<Client, Failure> {
+    connector: Option<&MakeRustls>,
+) -> Result<(Client, Option<MakeRustls>), Failure> {
+    use tokio_postgres::config::SslMode as Wire;
     let mut config = tokio_postgres::Config::new();
     config
         .user(&plan.user)
@@ -555,7 +570,7 @@ async fn connect_one(
         .port(plan.port)
         .connect_timeout(plan.timeout)
         .keepalives_idle(KEEPALIVE_IDLE)
-        .ssl_mode(SslMode::Disable);
+        .ssl_mode(Wire::Disable);
     if !settings.application_name.is_empty() {
         config.application_name(&settings.application_name);
     }
@@ -567,39 +582,132 @@ async fn connect_one(
     if let Some(password) = &password {
         config.password(password.expose());
     }
-    match tokio::time::timeout(plan.timeout, config.connect(NoTls)).await {
-        Err(_) => Err(Failure {
-            message: format!("no answer within {}", show_duration(&plan.timeout)),
-            nobody_there: false,
-        }),
-        Ok(Err(e)) => {
-            let nobody_there = io_kind(&e).is_some_and(|kind| {
-                matches!(
-                    kind,
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                )
-            });
-            let message = describe(&e);
-            let message = if message.contains("password missing") {
-                "the server asks for a password and none is set (PGPASSWORD or a password file)"
-                    .to_string()
-            } else {
-                message
-            };
-            Err(Failure {
-                message: redact(message, password.as_ref()),
-                nobody_there,
-            })
-        }
-        Ok(Ok((client, connection))) => {
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!("postgresql session ended: {}", describe(&e));
+    let attempt = Attempt {
+        timeout: plan.timeout,
+        mode: plan.sslmode,
+        password: password.as_ref(),
+    };
+    let connector = match (target, connector) {
+        (Target::Tcp(_), Some(connector)) => connector,
+        _ => return attempt.run(&config, NoTls).await.map(|c| (c, None)),
+    };
+    match plan.sslmode {
+        SslMode::Disable => attempt.run(&config, NoTls).await.map(|c| (c, None)),
+        SslMode::Allow => match attempt.run(&config, NoTls).await {
+            Err(failure) if failure.refused => {
+                tracing::debug!("the server refused a session without tls: trying with tls");
+                config.ssl_mode(Wire::Require);
+                attempt
+                    .run(&config, connector.clone())
+                    .await
+                    .map(|c| (c, Some(connector.clone())))
+            }
+            other => other.map(|c| (c, None)),
+        },
+        SslMode::Prefer => {
+            config.ssl_mode(Wire::Prefer);
+            match attempt.run(&config, connector.clone()).await {
+                Ok(client) => Ok((client, Some(connector.clone()))),
+                Err(failure) if failure.refused || failure.tls => {
+                    tracing::debug!(
+                        "no session with tls ({}): trying without tls",
+                        failure.message
+                    );
+                    config.ssl_mode(Wire::Disable);
+                    attempt.run(&config, NoTls).await.map(|c| (c, None))
                 }
-            });
-            Ok(client)
+                Err(failure) => Err(failure),
+            }
+        }
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+            config.ssl_mode(Wire::Require);
+            attempt
+                .run(&config, connector.clone())
+                .await
+                .map(|c| (c, Some(connector.clone())))
         }
     }
+}
+
+/// One connection attempt's fixed parts.
+struct Attempt<'a> {
+    timeout: Duration,
+    mode: SslMode,
+    password: Option<&'a Secret>,
+}
+
+impl Attempt<'_> {
+    async fn run<T>(&self, config: &tokio_postgres::Config, tls: T) -> Result<Client, Failure>
+    where
+        T: MakeTlsConnect<Socket>,
+        T::Stream: Send + 'static,
+        T::TlsConnect: Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        match tokio::time::timeout(self.timeout, config.connect(tls)).await {
+            Err(_) => Err(Failure {
+                message: format!("no answer within {}", show_duration(&self.timeout)),
+                nobody_there: false,
+                refused: false,
+                tls: false,
+            }),
+            Ok(Err(e)) => {
+                let nobody_there = io_kind(&e).is_some_and(|kind| {
+                    matches!(
+                        kind,
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    )
+                });
+                let message = describe(&e);
+                let tls = tls_message(&e, self.mode);
+                let is_tls = tls.is_some();
+                let message = if message.contains("password missing") {
+                    "the server asks for a password and none is set (PGPASSWORD or a password file)"
+                        .to_string()
+                } else {
+                    tls.unwrap_or(message)
+                };
+                Err(Failure {
+                    message: redact(message, self.password),
+                    nobody_there,
+                    refused: e.as_db_error().is_some(),
+                    tls: is_tls,
+                })
+            }
+            Ok(Ok((client, connection))) => {
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!("postgresql session ended: {}", describe(&e));
+                    }
+                });
+                Ok(client)
+            }
+        }
+    }
+}
+
+/// A message naming `mode` and the failing check when TLS could not be set up, else `None`.
+fn tls_message(e: &tokio_postgres::Error, mode: SslMode) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        // An I/O error shows the error it wraps, but does not give it as its source.
+        let wrapped = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        if let Some(rustls_error) = wrapped.or_else(|| cause.downcast_ref::<rustls::Error>()) {
+            return Some(match rustls_error {
+                // The certificate checks say what failed and name the mode.
+                rustls::Error::General(message) => message.clone(),
+                other => format!("sslmode={mode}: the tls handshake failed: {other}"),
+            });
+        }
+        source = cause.source();
+    }
+    if describe(e).contains("server does not support TLS") {
+        return Some(format!("the server does not support TLS (sslmode={mode})"));
+    }
+    None
 }
 
 fn connect_error(plan: &Plan, failures: Vec<(String, Failure)>) -> PgError {
@@ -773,25 +881,48 @@ mod tests {
 
     #[test]
     fn tls_modes() {
-        for mode in ["require", "verify-ca", "verify-full"] {
+        for mode in [
+            "disable",
+            "allow",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full",
+        ] {
             let tcp = ConnectSettings {
                 host: Some("db.example".to_string()),
                 sslmode: Some(mode.to_string()),
                 ..settings()
             };
-            let err = tcp.plan().unwrap_err().to_string();
-            assert!(err.contains("tls") && err.contains("not support"), "{err}");
-            let socket = ConnectSettings {
-                host: Some("/var/run/postgresql".to_string()),
-                ..tcp
-            };
-            assert!(socket.plan().is_ok(), "sockets never use tls");
+            assert_eq!(tcp.plan().unwrap().sslmode.to_string(), mode);
         }
+        assert_eq!(settings().plan().unwrap().sslmode, SslMode::Prefer);
         let bad = ConnectSettings {
             sslmode: Some("sometimes".to_string()),
             ..settings()
         };
         assert!(bad.plan().unwrap_err().to_string().contains("sometimes"));
+    }
+
+    #[test]
+    fn sockets_never_use_tls() {
+        // Without root certificates verify-full could not build a connector: through a unix
+        // socket none is built, so the settings are accepted.
+        let socket = ConnectSettings {
+            host: Some("/nonexistent-socket-dir".to_string()),
+            sslmode: Some("verify-full".to_string()),
+            ..settings()
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = runtime
+            .block_on(PgConn::connect(&socket))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("could not connect"), "{err}");
+        assert!(!err.contains("root certificate"), "{err}");
     }
 
     #[test]

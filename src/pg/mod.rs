@@ -9,6 +9,7 @@ pub mod datadir;
 pub mod history;
 pub mod lsn;
 pub mod pgpass;
+pub mod tls;
 pub mod version;
 pub mod wal;
 pub mod wal_pages;

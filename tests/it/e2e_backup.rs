@@ -1,7 +1,8 @@
 //! End to end: `walg backup-push` of a live PostgreSQL 15 cluster while pgbench writes,
 //! `walg backup-fetch` into a new directory, recovery through `walg wal-fetch`, and checks that
 //! the restored cluster holds exactly the data (pg_dumpall) and passes pg_amcheck. Local folder
-//! and S3; point-in-time recovery; a failure in the middle of a backup.
+//! and S3; point-in-time recovery; a failure in the middle of a backup; a cluster with data
+//! checksums, whose restored copy passes `pg_checksums --check`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -10,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::env_of;
 use crate::common::pg::{
-    Cluster, ClusterOptions, Pgbench, describe_output, pg_tempdir, walg_as_pg, walg_as_pg_command,
-    walg_command,
+    Cluster, ClusterOptions, Pgbench, describe_output, pg_tempdir, pg_tool, run_with_timeout,
+    walg_as_pg, walg_as_pg_command, walg_command,
 };
 use crate::common::s3server::S3Server;
 
@@ -607,4 +608,82 @@ fn two_backup_pushes_started_together_write_two_complete_backups() {
             assert!(path.exists(), "backup {name} lacks {member}");
         }
     }
+}
+
+#[test]
+fn a_cluster_with_data_checksums_restores_with_checksums_intact() {
+    let storage = pg_tempdir("walgsum");
+    let settings = local_settings(storage.path());
+    let mut pg = Cluster::init(ClusterOptions {
+        initdb_args: vec!["--data-checksums".to_string()],
+        ..ClusterOptions::archiving(walg_command(&env_of(&settings), "wal-push %p"))
+    });
+    pg.start();
+    assert_eq!(pg.psql("show data_checksums"), "on");
+    pg.pgbench_init(2);
+    realistic_data(&pg, 2000);
+
+    // step: backup-push while pgbench writes (pages change under the copy).
+    let data_dir = pg.data_dir().to_str().expect("utf-8").to_string();
+    let out = std::thread::scope(|s| {
+        let load = s.spawn(|| pg.pgbench_run(Pgbench::Seconds(3)));
+        let out = walg(&pg, &settings, &["backup-push", &data_dir]);
+        load.join().expect("pgbench thread");
+        out
+    });
+    assert!(
+        out.status.success(),
+        "backup-push\n{}\n{}",
+        describe_output(&out),
+        pg.log_tail()
+    );
+    let last = pg.switch_wal();
+    pg.wait_archived_through(&last, TIMEOUT);
+    pg.stop();
+
+    // step: restore, recover, read every relation, stop cleanly.
+    let root = pg_tempdir("walgsumrestore");
+    let dest = root.path().join("data");
+    let out = walg(
+        &pg,
+        &settings,
+        &[
+            "backup-fetch",
+            dest.to_str().expect("utf-8"),
+            "LATEST",
+            "--write-recovery-conf",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "backup-fetch\n{}",
+        describe_output(&out)
+    );
+    let mut restored = Cluster::from_restored(root, ClusterOptions::default());
+    restored.start();
+    restored.wait_for_recovery_end(TIMEOUT);
+    assert_eq!(restored.psql("show data_checksums"), "on");
+    let check = restored.amcheck();
+    assert!(
+        check.status.success(),
+        "pg_amcheck\n{}",
+        describe_output(&check)
+    );
+    assert_eq!(
+        restored.psql("select coalesce(sum(checksum_failures), 0) from pg_stat_database"),
+        "0",
+        "reading the restored relations reported checksum failures"
+    );
+    restored.stop();
+
+    // step: pg_checksums on the stopped, restored cluster.
+    let mut cmd = pg_tool("pg_checksums", restored.root_dir());
+    cmd.args(["--check", "-D"]).arg(restored.data_dir());
+    let out = run_with_timeout(cmd, TIMEOUT);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("Bad checksums:  0"),
+        "pg_checksums --check\n{}",
+        describe_output(&out)
+    );
 }

@@ -30,6 +30,7 @@ mod e2e_wal_s3;
 mod faults;
 mod fuzz_regressions;
 mod pg_session;
+mod pg_tls;
 mod pg_versions;
 mod restore_hostile;
 mod s3_storage;

@@ -3,10 +3,11 @@
 //! pgbench write load; more writes; `delete retain 1 --confirm`; `backup-fetch -R` with a
 //! point-in-time target and promotion; then the restored cluster must hold exactly the data of
 //! the target (an ordered hash of every table: Debian's `pg_dump` 15 refuses newer servers) and
-//! pass amcheck over every btree index. On 13 and 18 the promoted cluster goes on writing and
-//! archiving on its new timeline, and the backup taken on timeline 1 is restored again, replaying
-//! through the timeline switch to the end of the archive. A PostgreSQL 12 server gets one clear
-//! line from every command that connects.
+//! pass amcheck over every btree index, with no checksum failure (18's clusters have data
+//! checksums). On 13 and 18 the promoted cluster goes on writing and archiving on its new
+//! timeline, and the backup taken on timeline 1 is restored again, replaying through the timeline
+//! switch to the end of the archive. A PostgreSQL 12 server gets one clear line from every
+//! command that connects.
 //!
 //! Servers other than 15 come from `scripts/install-deps.sh` (see `tests/it/common/pgversions.rs`);
 //! `WALG_TEST_PG_VERSIONS="13 18"` limits a run to some majors.
@@ -166,6 +167,20 @@ fn amcheck_btrees(pg: &Cluster) -> u64 {
     checked.parse().expect("count of checked indexes")
 }
 
+/// After every table and index was read (the table hashes, amcheck): no page failed its
+/// checksum. PostgreSQL 18's `initdb` turns data checksums on by default.
+fn no_checksum_failures(pg: &Cluster, major: u32) {
+    let on = pg.psql("show data_checksums");
+    if major >= 18 {
+        assert_eq!(on, "on", "postgresql {major} clusters have data checksums");
+    }
+    assert_eq!(
+        pg.psql("select coalesce(sum(checksum_failures), 0) from pg_stat_database"),
+        "0",
+        "postgresql {major} (data_checksums = {on}): checksum failures reading the restored cluster"
+    );
+}
+
 fn assert_same_tables(expected: &[String], actual: &[String], what: &str) {
     assert_eq!(
         expected, actual,
@@ -310,6 +325,7 @@ fn cycle(case: Case) {
     assert_same_tables(&expected, &table_hashes(&restored), "point in time");
     let checked = amcheck_btrees(&restored);
     assert!(checked > 50, "only {checked} btree indexes checked");
+    no_checksum_failures(&restored, major);
     if !case.promote_and_replay {
         return;
     }
@@ -351,6 +367,7 @@ fn cycle(case: Case) {
     );
     let checked = amcheck_btrees(&replayed);
     assert!(checked > 50, "only {checked} btree indexes checked");
+    no_checksum_failures(&replayed, major);
 }
 
 #[test]

@@ -8,6 +8,7 @@ pub mod pg;
 pub mod pgversions;
 pub mod s3server;
 pub mod segments;
+pub mod tlscerts;
 
 /// Borrows owned `(name, value)` settings in the shape the walg helpers take.
 pub fn env_of(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
