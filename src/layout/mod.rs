@@ -2,7 +2,7 @@
 //! JSON documents stored there. No I/O.
 //!
 //! WAL objects are here; base backups in [`backup`] (names in [`name`]), their JSON documents
-//! in [`documents`]; what a stored key is, in [`classify`].
+//! in [`documents`]; what a stored key is, in [`classify()`].
 
 pub mod backup;
 pub mod classify;
