@@ -52,6 +52,34 @@ fn walg(pg: &Cluster, settings: &[(String, String)], args: &[&str]) -> std::proc
     walg_as_pg(args, &env_of(&all), pg.root_dir())
 }
 
+/// Backup-fetch of LATEST with `--write-recovery-conf` into a new directory (named after
+/// `prefix`), as a cluster not yet started.
+fn fetch_latest_with_recovery(
+    pg: &Cluster,
+    settings: &[(String, String)],
+    prefix: &str,
+) -> Cluster {
+    let root = pg_tempdir(prefix);
+    let dest = root.path().join("data");
+    let out = walg(
+        pg,
+        settings,
+        &[
+            "backup-fetch",
+            dest.to_str().expect("utf-8"),
+            "LATEST",
+            "--write-recovery-conf",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "backup-fetch\n{}",
+        describe_output(&out)
+    );
+    assert!(dest.join("recovery.signal").is_file());
+    Cluster::from_restored(root, ClusterOptions::default())
+}
+
 /// Backup while pgbench writes, more writes and a marker, restore, recover, compare.
 fn round_trip(settings: Vec<(String, String)>) {
     let archive = walg_command(&env_of(&settings), "wal-push %p");
@@ -88,25 +116,7 @@ fn round_trip(settings: Vec<(String, String)>) {
     pg.stop();
 
     // step: restore into a new directory with the recovery configuration, start, compare.
-    let root = pg_tempdir("walgrestore");
-    let dest = root.path().join("data");
-    let out = walg(
-        &pg,
-        &settings,
-        &[
-            "backup-fetch",
-            dest.to_str().expect("utf-8"),
-            "LATEST",
-            "--write-recovery-conf",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "backup-fetch\n{}",
-        describe_output(&out)
-    );
-    assert!(dest.join("recovery.signal").is_file());
-    let mut restored = Cluster::from_restored(root, ClusterOptions::default());
+    let mut restored = fetch_latest_with_recovery(&pg, &settings, "walgrestore");
     restored.start();
     restored.wait_for_recovery_end(TIMEOUT);
     assert_eq!(restored.psql("select note from marker"), "after the backup");
@@ -642,24 +652,7 @@ fn a_cluster_with_data_checksums_restores_with_checksums_intact() {
     pg.stop();
 
     // step: restore, recover, read every relation, stop cleanly.
-    let root = pg_tempdir("walgsumrestore");
-    let dest = root.path().join("data");
-    let out = walg(
-        &pg,
-        &settings,
-        &[
-            "backup-fetch",
-            dest.to_str().expect("utf-8"),
-            "LATEST",
-            "--write-recovery-conf",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "backup-fetch\n{}",
-        describe_output(&out)
-    );
-    let mut restored = Cluster::from_restored(root, ClusterOptions::default());
+    let mut restored = fetch_latest_with_recovery(&pg, &settings, "walgsumrestore");
     restored.start();
     restored.wait_for_recovery_end(TIMEOUT);
     assert_eq!(restored.psql("show data_checksums"), "on");
