@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::common::tar::{end, raw};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
@@ -600,26 +601,6 @@ fn a_stream_without_end_blocks_is_accepted_and_zero_padding_too() {
 }
 
 // ---- hostile input ----------------------------------------------------------------------
-
-/// One raw USTAR member; `name` and `link` are stored as given.
-fn raw(name: &str, typeflag: u8, link: &str, data: &[u8]) -> Vec<u8> {
-    let mut header = tar::Header::new_ustar();
-    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-    header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-    header.set_mode(0o600);
-    header.set_size(data.len() as u64);
-    header.as_old_mut().linkflag = [typeflag];
-    header.set_cksum();
-    let mut out = header.as_bytes().to_vec();
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out
-}
-
-fn end(mut tar: Vec<u8>) -> Vec<u8> {
-    tar.extend_from_slice(&[0; 1024]);
-    tar
-}
 
 /// A root with an empty `canary` directory next to `target`.
 fn sandbox() -> (tempfile::TempDir, PathBuf) {

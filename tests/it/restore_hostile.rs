@@ -9,28 +9,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use crate::common::tar::{end, raw};
 use assert_cmd::Command;
 use walg::compression::{self, CompressionSettings, Method, ZstdLevel};
-
-/// One raw USTAR member; `name` and `link` are stored as given, however hostile.
-fn raw(name: &str, typeflag: u8, link: &str, data: &[u8]) -> Vec<u8> {
-    let mut header = tar::Header::new_ustar();
-    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-    header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-    header.set_mode(if typeflag == b'5' { 0o700 } else { 0o600 });
-    header.set_size(data.len() as u64);
-    header.as_old_mut().linkflag = [typeflag];
-    header.set_cksum();
-    let mut out = header.as_bytes().to_vec();
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out
-}
-
-fn end(mut tar: Vec<u8>) -> Vec<u8> {
-    tar.extend_from_slice(&[0; 1024]);
-    tar
-}
 
 /// `data` compressed with `method`; gzip (which walg reads but does not write) by flate2.
 fn compress(method: &str, data: &[u8]) -> Vec<u8> {

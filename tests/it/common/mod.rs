@@ -8,6 +8,7 @@ pub mod pg;
 pub mod pgversions;
 pub mod s3server;
 pub mod segments;
+pub mod tar;
 pub mod tlscerts;
 
 /// Borrows owned `(name, value)` settings in the shape the walg helpers take.
