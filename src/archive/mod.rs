@@ -9,6 +9,7 @@
 //! untrusted, and reports what it wrote; [`sync_all`] then makes all of it durable.
 
 pub mod guard;
+pub mod increment;
 pub mod reader;
 pub mod sync;
 pub mod walk;
